@@ -1,0 +1,249 @@
+"""The contracts that task, trainer and exporter plugins implement.
+
+Each component is a small class with a unique lowercase ``name``, a one-line ``description`` and a
+pydantic ``Options`` model (``extra="forbid"``) that validates its sub-table in a recipe. The host
+checks all of that when a plugin registers a component (see ``registry.py``).
+
+Import rule: a plugin module is imported by the torch-free paths (``builder validate``,
+``builder plugins``, ``builder predict``), so it must import torch, transformers, peft and onnx
+only *inside* the methods that need them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import threading
+
+    import numpy as np
+    from tokenizers import Tokenizer
+
+    from assistant_builder.callbacks import CallbackList
+    from assistant_builder.recipe.schema import DataSection, TrainSection
+
+Feature = dict[str, Any]
+"""One encoded model input: ``input_ids`` (list[int]) plus task fields such as ``labels``."""
+
+Outputs = dict[str, "np.ndarray"]
+"""Named model outputs as numpy arrays, batch first (for example ``{"logits": [B, C]}``)."""
+
+
+class ComponentOptions(BaseModel):
+    """Base for every component's ``Options``: unknown keys are errors, values are validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoOptions(ComponentOptions):
+    """Options model for a component that takes none."""
+
+
+class Component(ABC):
+    """Common surface of tasks, trainers and exporters."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Options: ClassVar[type[ComponentOptions]] = NoOptions
+
+
+# ---------------------------------------------------------------------------------------------
+# Tasks
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """What a task loaded from the recipe's data section.
+
+    ``train`` and ``validation`` hold task-specific example objects; ``labels`` is the ordered
+    label set (index = class id); ``sources`` maps split name to the file it came from.
+    """
+
+    train: list[Any]
+    validation: list[Any]
+    labels: list[str]
+    sources: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A task's verdict on a set of predictions.
+
+    ``metrics`` holds flat numeric metrics (the primary metric among them); ``details`` holds
+    structured extras (per-label scores, confusion matrix) for ``metrics.json``; ``report`` is
+    readable Markdown for ``report.md``.
+    """
+
+    metrics: dict[str, float]
+    details: dict[str, Any] = field(default_factory=dict)
+    report: str = ""
+
+
+class Task(Component):
+    """A task type: how to read its data, encode it, build a model, decode and score outputs.
+
+    ``encode``, ``decode``, ``evaluate`` and ``parse_input`` must work without torch: the
+    torch-free runtime uses them on exported models.
+    """
+
+    #: kind of labelling UI the task needs: "text_class", "token_spans" or "answer_span".
+    labelling_kind: ClassVar[str]
+    #: metric (a key of ``Evaluation.metrics``, higher is better) used by default for
+    #: early stopping, best-checkpoint selection and export gates.
+    primary_metric: ClassVar[str]
+    #: names of the model's outputs, in export order.
+    output_names: ClassVar[tuple[str, ...]]
+
+    @abstractmethod
+    def load_data(self, data: DataSection, options: ComponentOptions) -> TaskData:
+        """Read train and validation data; raise ``DataError`` naming file and line on bad input."""
+
+    @abstractmethod
+    def encode(
+        self, examples: Sequence[Any], tokenizer: Tokenizer, labels: Sequence[str],
+        options: ComponentOptions, max_length: int,
+    ) -> list[Feature]:
+        """Turn examples into features (unpadded token ids, plus targets when the example has them).
+
+        ``tokenizer`` has padding disabled and truncation set to ``max_length``. Each feature
+        has at least ``input_ids`` and ``example_index`` (position of its example in ``examples``).
+        """
+
+    @abstractmethod
+    def build_model(
+        self, base_model: Path, labels: Sequence[str], options: ComponentOptions,
+        train_features: Sequence[Feature] | None = None,
+    ) -> Any:
+        """Return a ``torch.nn.Module`` initialised from ``base_model``.
+
+        Its ``forward(input_ids, attention_mask, token_type_ids, **targets)`` returns a dict with
+        the task's ``output_names`` and, when targets are given, ``loss``. The module has a
+        ``head_modules`` attribute: names of the freshly initialised sub-modules (always trained,
+        kept trainable under LoRA). ``train_features`` lets the task compute class weights.
+        """
+
+    @abstractmethod
+    def collate(self, features: Sequence[Feature], pad_token_id: int) -> dict[str, Any]:
+        """Pad a list of features into a batch of torch tensors (targets included)."""
+
+    @abstractmethod
+    def decode(
+        self, outputs: Outputs, features: Sequence[Feature], examples: Sequence[Any],
+        labels: Sequence[str], options: ComponentOptions,
+    ) -> list[dict[str, Any]]:
+        """Turn model outputs for ``features`` into one JSON-ready prediction per example."""
+
+    @abstractmethod
+    def evaluate(
+        self, predictions: Sequence[dict[str, Any]], examples: Sequence[Any], labels: Sequence[str],
+    ) -> Evaluation:
+        """Score predictions against the gold labels of ``examples``."""
+
+    @abstractmethod
+    def parse_input(self, raw: Any) -> Any:
+        """Turn one user input (a string or a JSON object) into an unlabelled example."""
+
+    def save_model(self, model: Any, directory: Path, labels: Sequence[str]) -> None:
+        """Save ``model`` to ``directory`` in Hugging Face format (default: ``save_pretrained``)."""
+        model.save_pretrained(directory)
+
+
+# ---------------------------------------------------------------------------------------------
+# Trainers
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainingJob:
+    """Everything a trainer needs; built by the engine.
+
+    ``evaluate(model)`` runs the model over the validation set and returns the task's metrics.
+    ``metric`` is the metric to maximise for early stopping and best-model selection.
+    ``checkpoint_dir`` is where the trainer writes resumable checkpoints.
+    """
+
+    model: Any
+    train_features: list[Feature]
+    collate: Callable[[Sequence[Feature]], dict[str, Any]]
+    evaluate: Callable[[Any], dict[str, float]]
+    settings: TrainSection
+    options: ComponentOptions
+    metric: str
+    checkpoint_dir: Path
+    callbacks: CallbackList
+    stop_event: threading.Event
+
+
+@dataclass
+class TrainingOutcome:
+    """What training produced: the best model (adapters merged, on CPU, eval mode) and its metrics."""
+
+    model: Any
+    best_metrics: dict[str, float]
+    best_epoch: int
+    global_step: int
+    epochs_run: int
+    stopped_early: bool
+    examples_per_second: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class Trainer(Component):
+    """A training backend (full fine-tuning, LoRA, ...)."""
+
+    @abstractmethod
+    def train(self, job: TrainingJob) -> TrainingOutcome:
+        """Train ``job.model`` and return the best model found.
+
+        Must report through ``job.callbacks`` and stop cleanly (keeping the best model so far)
+        when ``job.stop_event`` is set.
+        """
+
+
+# ---------------------------------------------------------------------------------------------
+# Exporters
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """What an exporter gets: an eval-mode CPU fp32 model and how to call it."""
+
+    model: Any
+    example_batch: dict[str, Any]
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    output_dir: Path
+    options: ComponentOptions
+
+
+@dataclass(frozen=True)
+class ExportedArtifact:
+    """One exported file and the variant it is (``fp32``, ``int8``...)."""
+
+    exporter: str
+    variant: str
+    path: Path
+
+
+Runner = Callable[[Mapping[str, "np.ndarray"]], Outputs]
+"""Runs an exported model on a batch of int64 numpy inputs and returns its named outputs."""
+
+
+class Exporter(Component):
+    """Turns a trained model into a deployable artefact, and can run that artefact back."""
+
+    @abstractmethod
+    def export(self, job: ExportJob) -> list[ExportedArtifact]:
+        """Write the artefact(s) under ``job.output_dir`` (atomically) and return them."""
+
+    @abstractmethod
+    def load_runner(self, artifact: ExportedArtifact, output_names: Sequence[str]) -> Runner:
+        """Load an exported artefact and return a function that runs it on numpy inputs."""

@@ -1,0 +1,81 @@
+"""The recipe schema: one pydantic model per TOML table.
+
+Component options (``[task.options]``, ``[train.options]``, ``[export.options.<name>]``) are kept
+as plain tables here and validated against the chosen component's ``Options`` model by
+``loader.validate_components``. Defaults are the ones that work well on small intent data with
+the bundled MiniLM encoder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskSection(Section):
+    type: str = Field(description="task plugin name, e.g. 'classification'")
+    options: dict[str, Any] = Field(default_factory=dict, description="validated by the task's Options")
+
+
+class ModelSection(Section):
+    base: str = Field("minilm-l6", description="alias of a bundled model or path to a local Hugging Face model directory")
+    max_length: int = Field(128, ge=8, le=8192, description="maximum tokens per input (longer inputs are truncated)")
+
+
+class DataSection(Section):
+    train: Path = Field(description="training data file (JSONL or CSV), relative to the recipe")
+    validation: Path | None = Field(None, description="validation file; if absent, validation_split of train is held out")
+    validation_split: float = Field(0.1, gt=0.0, lt=0.5, description="fraction held out when no validation file is given")
+    format: Literal["auto", "jsonl", "csv"] = Field("auto", description="file format; 'auto' uses the file extension")
+
+
+class TrainSection(Section):
+    trainer: str = Field("full", description="trainer plugin name: 'full' or 'lora'")
+    epochs: int = Field(6, ge=1, le=1000)
+    batch_size: int = Field(32, ge=1, le=4096)
+    learning_rate: float = Field(1e-4, gt=0.0, le=1.0, description="peak learning rate of the encoder (or LoRA adapters)")
+    head_learning_rate: float | None = Field(1e-3, gt=0.0, le=1.0, description="learning rate of the new task head; None = learning_rate")
+    weight_decay: float = Field(0.01, ge=0.0, le=1.0)
+    warmup_ratio: float = Field(0.1, ge=0.0, le=0.5, description="fraction of steps with linear warmup, then linear decay")
+    gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
+    max_grad_norm: float = Field(1.0, ge=0.0)
+    seed: int = Field(42, ge=0)
+    early_stopping_patience: int = Field(3, ge=0, description="epochs without improvement before stopping; 0 disables")
+    metric: str | None = Field(None, description="validation metric to maximise; default: the task's primary metric")
+    group_by_length: bool = Field(True, description="batch examples of similar length together (less padding)")
+    checkpoint_every_steps: int = Field(0, ge=0, description="also checkpoint every N optimiser steps; 0 = each epoch only")
+    keep_checkpoints: int = Field(2, ge=1)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="'auto': bf16 on a CUDA GPU that supports it, fp32 on CPU")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_threads: int | None = Field(None, ge=1, description="torch CPU threads; default: all cores")
+    options: dict[str, Any] = Field(default_factory=dict, description="validated by the trainer's Options")
+
+
+class ExportSection(Section):
+    formats: list[str] = Field(default_factory=lambda: ["onnx", "torchscript"], description="exporter plugin names")
+    max_metric_drop: float = Field(0.01, ge=0.0, le=1.0, description="fail if the exported model's metric is lower by more than this")
+    min_agreement: float = Field(0.99, ge=0.0, le=1.0, description="fail if predictions agree with PyTorch on fewer examples than this")
+    max_abs_diff: float | None = Field(None, gt=0.0, description="fail if any output differs by more than this (fp32 exports only)")
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-exporter options, e.g. [export.options.onnx]")
+
+
+class OutputSection(Section):
+    runs_dir: Path = Field(Path("runs"), description="where run directories are created, relative to the recipe")
+
+
+class Recipe(Section):
+    recipe_version: Literal[1] = 1
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", description="run name, used in the run directory")
+    description: str = ""
+    task: TaskSection
+    model: ModelSection = Field(default_factory=ModelSection)
+    data: DataSection
+    train: TrainSection = Field(default_factory=TrainSection)
+    export: ExportSection = Field(default_factory=ExportSection)
+    output: OutputSection = Field(default_factory=OutputSection)
