@@ -32,7 +32,11 @@ Feature = dict[str, Any]
 """One encoded model input: ``input_ids`` (list[int]) plus task fields such as ``labels``."""
 
 Outputs = dict[str, "np.ndarray"]
-"""Named model outputs as numpy arrays, batch first (for example ``{"logits": [B, C]}``)."""
+"""Named model outputs for one padded batch as numpy arrays, batch first (``{"logits": [B, C]}``)."""
+
+FeatureOutputs = dict[str, list["np.ndarray"]]
+"""Named model outputs split per feature (batch axis removed, padding trimmed from sequence outputs),
+aligned with the feature list they were computed for."""
 
 
 class ComponentOptions(BaseModel):
@@ -100,6 +104,10 @@ class Task(Component):
     primary_metric: ClassVar[str]
     #: names of the model's outputs, in export order.
     output_names: ClassVar[tuple[str, ...]]
+    #: outputs whose second axis is the token sequence (trimmed to each feature's length).
+    sequence_outputs: ClassVar[tuple[str, ...]] = ()
+    #: every metric ``evaluate`` reports (valid values of ``train.metric``).
+    metric_names: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def load_data(self, data: DataSection, options: ComponentOptions) -> TaskData:
@@ -135,10 +143,10 @@ class Task(Component):
 
     @abstractmethod
     def decode(
-        self, outputs: Outputs, features: Sequence[Feature], examples: Sequence[Any],
+        self, outputs: FeatureOutputs, features: Sequence[Feature], examples: Sequence[Any],
         labels: Sequence[str], options: ComponentOptions,
     ) -> list[dict[str, Any]]:
-        """Turn model outputs for ``features`` into one JSON-ready prediction per example."""
+        """Turn per-feature model outputs into one JSON-ready prediction per example (in order)."""
 
     @abstractmethod
     def evaluate(
@@ -150,9 +158,17 @@ class Task(Component):
     def parse_input(self, raw: Any) -> Any:
         """Turn one user input (a string or a JSON object) into an unlabelled example."""
 
+    def prediction_key(self, prediction: dict[str, Any]) -> Any:
+        """What must match for two predictions to "agree" (export verification). Default: all but scores."""
+        return repr(sorted((k, v) for k, v in prediction.items() if k not in ("score", "scores", "top")))
+
     def save_model(self, model: Any, directory: Path, labels: Sequence[str]) -> None:
         """Save ``model`` to ``directory`` in Hugging Face format (default: ``save_pretrained``)."""
         model.save_pretrained(directory)
+
+    def load_model(self, directory: Path) -> Any:
+        """Load a model written by ``save_model`` (eval mode, CPU)."""
+        raise NotImplementedError(f"task '{self.name}' cannot reload saved models")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,6 +213,9 @@ class TrainingOutcome:
 
 class Trainer(Component):
     """A training backend (full fine-tuning, LoRA, ...)."""
+
+    #: learning rate used when the recipe sets none (LoRA adapters need a much higher one).
+    default_learning_rate: ClassVar[float] = 1e-4
 
     @abstractmethod
     def train(self, job: TrainingJob) -> TrainingOutcome:

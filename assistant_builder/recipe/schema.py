@@ -32,6 +32,7 @@ class DataSection(Section):
     train: Path = Field(description="training data file (JSONL or CSV), relative to the recipe")
     validation: Path | None = Field(None, description="validation file; if absent, validation_split of train is held out")
     validation_split: float = Field(0.1, gt=0.0, lt=0.5, description="fraction held out when no validation file is given")
+    split_seed: int = Field(0, ge=0, description="seed of the held-out validation split")
     format: Literal["auto", "jsonl", "csv"] = Field("auto", description="file format; 'auto' uses the file extension")
 
 
@@ -39,7 +40,7 @@ class TrainSection(Section):
     trainer: str = Field("full", description="trainer plugin name: 'full' or 'lora'")
     epochs: int = Field(6, ge=1, le=1000)
     batch_size: int = Field(32, ge=1, le=4096)
-    learning_rate: float = Field(1e-4, gt=0.0, le=1.0, description="peak learning rate of the encoder (or LoRA adapters)")
+    learning_rate: float | None = Field(None, gt=0.0, le=1.0, description="peak learning rate of the encoder (or LoRA adapters); default: the trainer's (full 1e-4, lora 2e-3)")
     head_learning_rate: float | None = Field(1e-3, gt=0.0, le=1.0, description="learning rate of the new task head; None = learning_rate")
     weight_decay: float = Field(0.01, ge=0.0, le=1.0)
     warmup_ratio: float = Field(0.1, ge=0.0, le=0.5, description="fraction of steps with linear warmup, then linear decay")

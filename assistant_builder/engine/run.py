@@ -1,0 +1,137 @@
+"""``run()``: the whole pipeline for one recipe. Knows no UI; reports through callbacks."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assistant_builder.atomic import atomic_directory, atomic_write_json, atomic_write_text
+from assistant_builder.basemodels import resolve_base_model
+from assistant_builder.callbacks import Callback, CallbackList, RunEnded, RunStarted, StageStarted
+from assistant_builder.contracts import ExportJob, TrainingJob
+from assistant_builder.engine import rundir
+from assistant_builder.engine.exporting import export_and_verify
+from assistant_builder.engine.metrics_log import MetricsLog
+from assistant_builder.errors import RunInterrupted
+from assistant_builder.inference import run_features
+from assistant_builder.recipe.loader import LoadedRecipe
+from assistant_builder.tokenization import load_tokenizer, pad_token_id
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass
+class RunResult:
+    """Where the run's artefacts are and its headline figures."""
+
+    run_dir: Path
+    metrics: dict[str, float]
+    exports: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (), stop_event: threading.Event | None = None,
+        overrides: Sequence[str] = ()) -> RunResult:
+    """Train, evaluate, export and verify as ``loaded`` describes; write everything to a new run directory.
+
+    Raises ``BuilderError`` subclasses for anything the user can fix; ``RunInterrupted`` if
+    ``stop_event`` is set before training finished.
+    """
+    recipe = loaded.recipe
+    stop_event = stop_event or threading.Event()
+    task = registry.create("task", recipe.task.type)
+    trainer = registry.create("trainer", recipe.train.trainer)
+    exporters = [registry.create("exporter", name) for name in recipe.export.formats]
+    task_options = task.Options.model_validate(recipe.task.options)
+    trainer_options = trainer.Options.model_validate(recipe.train.options)
+    base_model = resolve_base_model(recipe.model.base, loaded.base_dir)
+    data = recipe.data.model_copy(update={
+        "train": loaded.resolve(recipe.data.train),
+        "validation": loaded.resolve(recipe.data.validation) if recipe.data.validation else None,
+    })
+    metric = recipe.train.metric or task.primary_metric
+
+    run_dir = rundir.create_run_dir(loaded.resolve(recipe.output.runs_dir), recipe.name)
+    log = MetricsLog(run_dir / "metrics.jsonl")
+    events = CallbackList([log, *callbacks])
+    try:
+        events.on_stage_start(StageStarted("load data", str(data.train)))
+        task_data = task.load_data(data, task_options)
+        rundir.write_recipe_copies(run_dir, loaded.source, recipe.model_dump(mode="json"))
+        rundir.write_provenance(run_dir, loaded.source, task_data.sources, recipe.train.seed, base_model, list(overrides))
+        events.on_run_start(RunStarted(run_dir, recipe.name, task.name, trainer.name, len(task_data.train),
+                                       len(task_data.validation), tuple(task_data.labels)))
+
+        events.on_stage_start(StageStarted("encode", f"{len(task_data.train)} + {len(task_data.validation)} examples"))
+        tokenizer = load_tokenizer(base_model, recipe.model.max_length)
+        pad_id = pad_token_id(tokenizer)
+        train_features = task.encode(task_data.train, tokenizer, task_data.labels, task_options, recipe.model.max_length)
+        valid_features = task.encode(task_data.validation, tokenizer, task_data.labels, task_options, recipe.model.max_length)
+
+        events.on_stage_start(StageStarted("build model", str(base_model)))
+        model = task.build_model(base_model, task_data.labels, task_options, train_features)
+
+        def predict(m: Any) -> tuple[Any, list[dict[str, Any]]]:
+            from assistant_builder.engine.torch_runner import torch_runner
+
+            outputs = run_features(torch_runner(m, task.output_names), valid_features, pad_id, task.output_names, task.sequence_outputs)
+            return outputs, task.decode(outputs, valid_features, task_data.validation, task_data.labels, task_options)
+
+        def evaluate(m: Any) -> dict[str, float]:
+            _, predictions = predict(m)
+            return task.evaluate(predictions, task_data.validation, task_data.labels).metrics
+
+        events.on_stage_start(StageStarted("train", f"{trainer.name} trainer"))
+        job = TrainingJob(
+            model=model, train_features=train_features, collate=lambda feats: task.collate(feats, pad_id), evaluate=evaluate,
+            settings=recipe.train, options=trainer_options, metric=metric, checkpoint_dir=run_dir / "checkpoints",
+            callbacks=events, stop_event=stop_event,
+        )
+        outcome = trainer.train(job)
+        if stop_event.is_set():
+            raise RunInterrupted(f"training stopped at step {outcome.global_step}; checkpoints are in {run_dir / 'checkpoints'}")
+
+        events.on_stage_start(StageStarted("evaluate", "best model on the validation set"))
+        final_model = outcome.model
+        reference_outputs, reference_predictions = predict(final_model)
+        evaluation = task.evaluate(reference_predictions, task_data.validation, task_data.labels)
+        atomic_write_json(run_dir / "metrics.json", {
+            "metrics": evaluation.metrics, "metric": metric, "best_epoch": outcome.best_epoch, "epochs_run": outcome.epochs_run,
+            "stopped_early": outcome.stopped_early, "history": outcome.history, "train_examples_per_second": outcome.examples_per_second,
+            **evaluation.details,
+        })
+        atomic_write_text(run_dir / "report.md", evaluation.report)
+        atomic_write_text(run_dir / "validation_predictions.jsonl", "".join(
+            __import__("json").dumps({"index": i, **p}, ensure_ascii=False) + "\n" for i, p in enumerate(reference_predictions)))
+        with atomic_directory(run_dir / "model") as model_dir:
+            task.save_model(final_model, model_dir, task_data.labels)
+            tokenizer.save(str(model_dir / "tokenizer.json"))
+
+        events.on_stage_start(StageStarted("export", ", ".join(recipe.export.formats) or "none"))
+        sample = valid_features[: min(4, len(valid_features))] or train_features[:4]
+        example_batch = {k: v for k, v in task.collate([{k: f[k] for k in ("input_ids", "token_type_ids") if k in f} for f in sample], pad_id).items() if k in MODEL_INPUTS}
+        export_reports = export_and_verify(
+            exporters=exporters, recipe=recipe, registry_task=task, task_options=task_options, model=final_model,
+            example_batch=example_batch, run_dir=run_dir, features=valid_features, examples=task_data.validation,
+            labels=task_data.labels, reference=reference_outputs, reference_predictions=reference_predictions,
+            metric=metric, pad_id=pad_id, tokenizer=tokenizer, base_model=recipe.model.base, callbacks=events,
+            make_job=lambda exporter, out: ExportJob(final_model, example_batch, MODEL_INPUTS, task.output_names, out,
+                                                     exporter.Options.model_validate(recipe.export.options.get(exporter.name, {}))),
+        )
+        summary = {
+            "run_dir": str(run_dir), "task": task.name, "trainer": trainer.name, "metric": metric,
+            "metrics": evaluation.metrics, "best_epoch": outcome.best_epoch, "epochs_run": outcome.epochs_run,
+            "stopped_early": outcome.stopped_early, "train_examples_per_second": outcome.examples_per_second,
+            "exports": [r.to_dict() for r in export_reports], "model_dir": str(run_dir / "model"),
+        }
+        atomic_write_json(run_dir / "summary.json", summary)
+        events.on_run_end(RunEnded(run_dir, summary))
+        return RunResult(run_dir, evaluation.metrics, summary["exports"], summary)
+    except BaseException as error:
+        events.on_exception(error)
+        raise
+    finally:
+        log.close()

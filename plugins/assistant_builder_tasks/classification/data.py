@@ -1,0 +1,105 @@
+"""Classification data: JSONL or CSV records with a text field and a label field."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from assistant_builder.errors import DataError
+from assistant_builder_tasks._files import detect_format, read_csv, read_jsonl
+
+
+@dataclass(frozen=True)
+class TextExample:
+    """One text and (when labelled) its label; ``source`` is ``file:line`` for error messages."""
+
+    text: str
+    label: str | None = None
+    id: str | None = None
+    source: str = ""
+
+
+def read_examples(path: Path, file_format: str, text_field: str, label_field: str, id_field: str | None) -> list[TextExample]:
+    """Read labelled examples from ``path``; raise ``DataError`` naming file and line on bad rows."""
+    fmt = detect_format(path, file_format)
+    rows = read_jsonl(path) if fmt == "jsonl" else read_csv(path)
+    examples: list[TextExample] = []
+    seen_ids: dict[str, int] = {}
+    for line, row in rows:
+        where = f"{path}:{line}"
+        for field in (text_field, label_field):
+            if field not in row:
+                keys = ", ".join(sorted(map(str, row))) or "none"
+                raise DataError(f"{where}: missing field '{field}' (found: {keys})", hint=f"set task.options.{'text' if field == text_field else 'label'}_field to the right field name")
+        text, label = row[text_field], row[label_field]
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{where}: field '{text_field}' must be a non-empty string, got {text!r}")
+        if isinstance(label, bool) or not isinstance(label, (str, int)) or str(label).strip() == "":
+            raise DataError(f"{where}: field '{label_field}' must be a non-empty string or integer, got {label!r}")
+        example_id = None
+        if id_field is not None:
+            example_id = str(row.get(id_field, ""))
+            if example_id in seen_ids:
+                raise DataError(f"{where}: duplicate id '{example_id}' (first seen at line {seen_ids[example_id]})")
+            seen_ids[example_id] = line
+        examples.append(TextExample(text.strip(), str(label).strip(), example_id, where))
+    if not examples:
+        raise DataError(f"{path}: no examples found; expected {fmt.upper()} records with '{text_field}' and '{label_field}'")
+    return examples
+
+
+def split_validation(examples: list[TextExample], fraction: float, seed: int) -> tuple[list[TextExample], list[TextExample]]:
+    """Hold out ``fraction`` of each label (at least one example of labels with 2+) for validation."""
+    by_label: dict[str, list[TextExample]] = {}
+    for example in examples:
+        by_label.setdefault(example.label or "", []).append(example)
+    rng = random.Random(seed)
+    train: list[TextExample] = []
+    validation: list[TextExample] = []
+    for label in sorted(by_label):
+        group = by_label[label][:]
+        rng.shuffle(group)
+        held = max(1, round(len(group) * fraction)) if len(group) > 1 else 0
+        validation.extend(group[:held])
+        train.extend(group[held:])
+    return train, validation
+
+
+def check_labels(train: list[TextExample], validation: list[TextExample], declared: list[str] | None) -> list[str]:
+    """Return the label list (declared order, or sorted), checking the data against it."""
+    counts = Counter(e.label for e in train)
+    if declared is not None:
+        allowed = set(declared)
+        for example in [*train, *validation]:
+            if example.label not in allowed:
+                raise DataError(f"{example.source}: label '{example.label}' is not in task.options.labels ({', '.join(declared)})")
+        labels = list(declared)
+    else:
+        labels = sorted(counts)
+    if len(counts) < 2:
+        only = next(iter(counts), "none")
+        raise DataError(f"training data has only one class ('{only}'); a classifier needs at least two labels", hint="add examples of other labels")
+    for example in validation:
+        if example.label not in counts:
+            raise DataError(
+                f"{example.source}: label '{example.label}' appears in validation but never in training",
+                hint="add training examples of that label or remove it from validation",
+            )
+    return labels
+
+
+def load_split(data: Any, options: Any, seed: int) -> tuple[list[TextExample], list[TextExample], dict[str, Path]]:
+    """Read train (and validation, or a held-out split of train) as the recipe's data section says."""
+    train_path = Path(data.train)
+    train = read_examples(train_path, data.format, options.text_field, options.label_field, options.id_field)
+    sources = {"train": train_path}
+    if data.validation is not None:
+        validation_path = Path(data.validation)
+        validation = read_examples(validation_path, data.format, options.text_field, options.label_field, options.id_field)
+        sources["validation"] = validation_path
+    else:
+        train, validation = split_validation(train, data.validation_split, seed)
+    return train, validation, sources

@@ -1,0 +1,80 @@
+"""Classification metrics (scikit-learn) and the readable report."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from assistant_builder.contracts import Evaluation
+
+METRIC_NAMES = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")
+
+
+def evaluate_labels(gold: Sequence[str], predicted: Sequence[str], scores: Sequence[float], texts: Sequence[str],
+                    labels: Sequence[str]) -> Evaluation:
+    """Accuracy, macro/weighted F1, per-label P/R/F1, confusion matrix, and a Markdown report."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+    labels = list(labels)
+    accuracy = float(accuracy_score(gold, predicted))
+    macro = precision_recall_fscore_support(gold, predicted, labels=labels, average="macro", zero_division=0)
+    weighted = precision_recall_fscore_support(gold, predicted, labels=labels, average="weighted", zero_division=0)
+    precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, labels=labels, zero_division=0)
+    matrix = confusion_matrix(gold, predicted, labels=labels)
+    metrics = {
+        "accuracy": accuracy,
+        "macro_f1": float(macro[2]),
+        "weighted_f1": float(weighted[2]),
+        "macro_precision": float(macro[0]),
+        "macro_recall": float(macro[1]),
+    }
+    per_label = {
+        label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        for label, p, r, f, s in zip(labels, precision, recall, f1, support)
+    }
+    errors = [
+        {"text": t, "gold": g, "predicted": p, "score": float(s)}
+        for t, g, p, s in zip(texts, gold, predicted, scores) if g != p
+    ]
+    errors.sort(key=lambda e: -e["score"])
+    details = {"per_label": per_label, "labels": labels, "confusion_matrix": matrix.tolist(), "errors": errors[:200]}
+    return Evaluation(metrics, details, render_report(metrics, per_label, labels, matrix.tolist(), errors, len(gold)))
+
+
+def _confused_pairs(labels: list[str], matrix: list[list[int]]) -> list[tuple[str, str, int]]:
+    pairs = [(labels[i], labels[j], matrix[i][j]) for i in range(len(labels)) for j in range(len(labels)) if i != j and matrix[i][j]]
+    return sorted(pairs, key=lambda p: -p[2])
+
+
+def render_report(metrics: dict[str, float], per_label: dict[str, dict[str, Any]], labels: list[str],
+                  matrix: list[list[int]], errors: list[dict[str, Any]], total: int) -> str:
+    """Markdown: headline metrics, per-label table, most confused pairs, confusion matrix, top errors."""
+    lines = ["# Classification report", "", f"{total} validation examples, {len(labels)} labels.", "",
+             "| metric | value |", "|---|---|"]
+    lines += [f"| {name} | {value:.4f} |" for name, value in metrics.items()]
+    lines += ["", "## Per label", "", "| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for label in sorted(labels, key=lambda name: per_label[name]["f1"]):
+        s = per_label[label]
+        lines.append(f"| {label} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['support']} |")
+    pairs = _confused_pairs(labels, matrix)
+    lines += ["", "## Most confused (gold → predicted)", ""]
+    lines += [f"- {g} → {p}: {n}" for g, p, n in pairs[:10]] or ["- none"]
+    if len(labels) <= 20:
+        short = [label[:10] for label in labels]
+        lines += ["", "## Confusion matrix (rows: gold, columns: predicted)", "",
+                  "| gold \\ pred | " + " | ".join(short) + " |", "|---" * (len(labels) + 1) + "|"]
+        lines += [f"| {labels[i]} | " + " | ".join(str(v) for v in row) + " |" for i, row in enumerate(matrix)]
+    lines += ["", "## Most confident errors", ""]
+    if errors:
+        lines += ["| text | gold | predicted | score |", "|---|---|---|---|"]
+        for error in errors[:15]:
+            text = error["text"].replace("|", "\\|")
+            lines.append(f"| {text[:80]} | {error['gold']} | {error['predicted']} | {error['score']:.3f} |")
+    else:
+        lines.append("None: every validation example is classified correctly.")
+    counts = Counter(e["gold"] for e in errors)
+    if counts:
+        worst = ", ".join(f"{label} ({n})" for label, n in counts.most_common(3))
+        lines += ["", f"Labels with the most errors: {worst}. Add varied examples of them, or check their labels."]
+    return "\n".join(lines) + "\n"

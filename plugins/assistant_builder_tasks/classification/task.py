@@ -1,0 +1,146 @@
+"""Text classification / intent detection: one label per text.
+
+Torch-free at import time: ``encode``, ``decode``, ``evaluate`` and ``parse_input`` run in the
+ONNX runtime; the model code (``model.py``) is imported only by ``build_model``/``load_model``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from assistant_builder.batching import pad_batch
+from assistant_builder.contracts import ComponentOptions, Evaluation, Feature, FeatureOutputs, Task, TaskData
+from assistant_builder.errors import DataError
+from assistant_builder_tasks.classification.data import TextExample, check_labels, load_split
+from assistant_builder_tasks.classification.metrics import METRIC_NAMES, evaluate_labels
+
+
+class ClassificationOptions(ComponentOptions):
+    text_field: str = Field("text", description="field (JSONL key or CSV column) holding the text")
+    label_field: str = Field("label", description="field holding the label")
+    id_field: str | None = Field(None, description="optional field holding a unique example id")
+    labels: list[str] | None = Field(None, description="declared label set (order = class ids); default: labels found in training data")
+    pooling: Literal["mean", "cls"] = Field("mean", description="how token vectors become one text vector")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout before the classification head")
+    class_weighting: Literal["none", "balanced"] = Field("none", description="'balanced' weights the loss by inverse label frequency (for skewed labels)")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    top_k: int = Field(3, ge=1, description="how many labels with scores a prediction lists")
+
+    @model_validator(mode="after")
+    def _labels_usable(self) -> ClassificationOptions:
+        if self.labels is not None:
+            if len(self.labels) < 2:
+                raise ValueError(f"labels must list at least two labels, got {self.labels}")
+            duplicates = [label for label, n in Counter(self.labels).items() if n > 1]
+            if duplicates:
+                raise ValueError(f"labels has duplicates: {duplicates}")
+        return self
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+class ClassificationTask(Task):
+    """Assign one label to each text (intents, topics, sentiment...)."""
+
+    name = "classification"
+    description = "text classification / intent detection (one label per text)"
+    Options = ClassificationOptions
+    labelling_kind = "text_class"
+    primary_metric = "accuracy"
+    metric_names = METRIC_NAMES
+    output_names = ("logits",)
+
+    def load_data(self, data: Any, options: ClassificationOptions) -> TaskData:  # type: ignore[override]
+        train, validation, sources = load_split(data, options, data.split_seed)
+        if not validation:
+            raise DataError(f"{data.train}: no validation examples could be held out", hint="add data.validation or more examples")
+        labels = check_labels(train, validation, options.labels)
+        return TaskData(train, validation, labels, sources)
+
+    def encode(self, examples: Sequence[TextExample], tokenizer: Any, labels: Sequence[str],
+               options: ClassificationOptions, max_length: int) -> list[Feature]:  # type: ignore[override]
+        label_ids = {label: i for i, label in enumerate(labels)}
+        encodings = tokenizer.encode_batch([e.text for e in examples])
+        features: list[Feature] = []
+        for index, (example, encoding) in enumerate(zip(examples, encodings)):
+            feature: Feature = {"input_ids": encoding.ids, "token_type_ids": encoding.type_ids, "example_index": index}
+            if example.label is not None and example.label in label_ids:
+                feature["labels"] = label_ids[example.label]
+            features.append(feature)
+        return features
+
+    def class_weights(self, features: Sequence[Feature], num_labels: int) -> list[float]:
+        """Inverse-frequency weights ``n / (k * count)`` (labels absent from training get 1.0)."""
+        counts = Counter(f["labels"] for f in features if "labels" in f)
+        total = sum(counts.values())
+        return [total / (num_labels * counts[i]) if counts[i] else 1.0 for i in range(num_labels)]
+
+    def build_model(self, base_model: Path, labels: Sequence[str], options: ClassificationOptions,
+                    train_features: Sequence[Feature] | None = None) -> Any:  # type: ignore[override]
+        from assistant_builder_tasks.classification.model import build_classifier
+
+        weights = None
+        if options.class_weighting == "balanced" and train_features:
+            weights = self.class_weights(train_features, len(labels))
+        return build_classifier(base_model, len(labels), options.pooling, options.dropout, weights, options.label_smoothing)
+
+    def load_model(self, directory: Path) -> Any:
+        """Load a model saved by ``save_model``."""
+        from assistant_builder_tasks.classification.model import load_classifier
+
+        return load_classifier(directory)
+
+    def save_model(self, model: Any, directory: Path, labels: Sequence[str]) -> None:
+        model.save_pretrained(directory, list(labels))
+
+    def collate(self, features: Sequence[Feature], pad_token_id: int) -> dict[str, Any]:
+        import torch
+
+        has_labels = all("labels" in f for f in features)
+        batch = pad_batch(features, pad_token_id, ("labels",) if has_labels else ())
+        return {key: torch.from_numpy(value) for key, value in batch.items()}
+
+    def decode(self, outputs: FeatureOutputs, features: Sequence[Feature], examples: Sequence[TextExample],
+               labels: Sequence[str], options: ClassificationOptions) -> list[dict[str, Any]]:  # type: ignore[override]
+        probabilities = softmax(np.stack(outputs["logits"]).astype(np.float64)) if features else np.zeros((0, len(labels)))
+        k = min(options.top_k, len(labels))
+        predictions: list[dict[str, Any]] = [{} for _ in examples]
+        for row, feature in enumerate(features):
+            probs = probabilities[row]
+            top = np.argsort(-probs)[:k]
+            predictions[feature["example_index"]] = {
+                "label": labels[int(top[0])],
+                "score": float(probs[top[0]]),
+                "top": [{"label": labels[int(i)], "score": float(probs[i])} for i in top],
+            }
+        return predictions
+
+    def evaluate(self, predictions: Sequence[dict[str, Any]], examples: Sequence[TextExample],
+                 labels: Sequence[str]) -> Evaluation:  # type: ignore[override]
+        gold = [e.label or "" for e in examples]
+        return evaluate_labels(gold, [p["label"] for p in predictions], [p["score"] for p in predictions],
+                               [e.text for e in examples], labels)
+
+    def prediction_key(self, prediction: dict[str, Any]) -> Any:
+        return prediction["label"]
+
+    def parse_input(self, raw: Any) -> TextExample:
+        if isinstance(raw, str):
+            text = raw
+        elif isinstance(raw, dict) and isinstance(raw.get("text"), str):
+            text = raw["text"]
+        else:
+            raise DataError(f"expected a string or an object with a 'text' string, got {raw!r}")
+        if not text.strip():
+            raise DataError("expected non-empty text, got an empty string")
+        return TextExample(text.strip())
