@@ -1,0 +1,1 @@
+"""The ``builder`` command line. One module per subcommand; ``main.py`` dispatches."""

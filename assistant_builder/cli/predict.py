@@ -1,0 +1,105 @@
+"""``builder predict RUN_DIR_OR_BUNDLE "text" ...``: predict with an exported ONNX bundle, torch-free.
+
+Inputs come from the arguments and/or ``--input FILE.jsonl`` (one JSON string or object per
+line, ``-`` for stdin). Output is one JSON object per line on stdout: the input plus the task's
+prediction (for classification ``label``, ``score`` and ``top``). The runtime is imported only
+when the command runs, so ``builder --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from assistant_builder.errors import DataError
+
+#: examples encoded and run together; output is written after each chunk.
+CHUNK = 1024
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return number
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``predict`` subcommand to ``subparsers`` and return its parser."""
+    parser = subparsers.add_parser(
+        "predict",
+        help="predict with an exported model (ONNX, no torch needed)",
+        description="Run an exported ONNX bundle on texts and print one JSON object per line.",
+        epilog='examples:\n  builder predict runs/quickstart-20250101-120000 "wake me up at 7"\n'
+               "  builder predict runs/my-run/exports/onnx --input texts.jsonl --variant fp32",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("path", metavar="RUN_DIR_OR_BUNDLE", help="a run directory or its exports/onnx bundle folder")
+    parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to predict")
+    parser.add_argument("--input", "-i", metavar="FILE.jsonl",
+                        help='JSONL file, one JSON string or object (e.g. {"text": "..."}) per line; - reads stdin')
+    parser.add_argument("--variant", default="auto", help="model variant: auto (int8 if exported, else fp32), fp32 or int8")
+    parser.add_argument("--top-k", type=_positive_int, default=None, metavar="N",
+                        help="how many labels with scores to list (default: the recipe's task.top_k)")
+    parser.add_argument("--batch-size", type=_positive_int, default=32, metavar="N", help="examples per model call (default 32)")
+    return parser
+
+
+def _json_lines(name: str, lines: Iterator[str]) -> Iterator[tuple[str, Any]]:
+    """Yield ``("file:line", value)`` for each non-blank line; raise ``DataError`` naming file:line."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{name}:{number}"
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where}: expected a JSON string or object, got invalid JSON ({exc.msg} at column {exc.colno})",
+                            hint='write one value per line, e.g. "hello" or {"text": "hello"}') from None
+        if not isinstance(value, (str, dict)):
+            raise DataError(f'{where}: expected a JSON string or object such as {{"text": "..."}}, got {type(value).__name__}')
+        yield where, value
+
+
+def read_inputs(path: str) -> list[tuple[str, Any]]:
+    """Read ``(source, raw input)`` pairs from a JSONL file (``-``: stdin)."""
+    if path == "-":
+        return list(_json_lines("<stdin>", iter(sys.stdin)))
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"{file}: no such file; expected a JSONL file of texts for --input")
+    try:
+        with file.open(encoding="utf-8") as handle:
+            return list(_json_lines(str(file), handle))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{file}: expected UTF-8 text, got undecodable bytes at offset {exc.start}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the bundle, predict every input and print JSON lines; return the exit code."""
+    inputs: list[tuple[str, Any]] = [(f"argument {i}", text) for i, text in enumerate(args.texts, start=1)]
+    if args.input:
+        inputs.extend(read_inputs(args.input))
+    if not inputs:
+        raise DataError("no inputs: expected texts after the path or --input FILE.jsonl",
+                        hint=f'builder predict {args.path} "some text"')
+
+    from assistant_builder.runtime import load_predictor
+
+    options = {"top_k": args.top_k} if args.top_k is not None else None
+    predictor = load_predictor(args.path, args.variant, options=options)
+    examples = predictor.parse([raw for _, raw in inputs], [where for where, _ in inputs])
+    out = sys.stdout
+    for start in range(0, len(examples), CHUNK):
+        chunk = examples[start : start + CHUNK]
+        for (_, raw), prediction in zip(inputs[start : start + CHUNK], predictor.predict_examples(chunk, args.batch_size)):
+            out.write(json.dumps({"input": raw, **prediction}, ensure_ascii=False) + "\n")
+        out.flush()
+    return 0

@@ -1,0 +1,158 @@
+"""The torch-free edge predictor: an exported ONNX bundle plus the task plugin that made it.
+
+Imports numpy, onnxruntime, tokenizers, pydantic, pluggy and the core only; the task plugin is
+found by name through the registry, and tasks keep torch out of their import path (see
+``contracts.py``). Inputs go through the same ``parse_input`` -> ``encode`` -> ``run_features``
+-> ``decode`` path as export verification, so predictions match what the run verified.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from pydantic import ValidationError
+from tokenizers import Tokenizer
+
+from assistant_builder.batching import MODEL_INPUTS
+from assistant_builder.contracts import ComponentOptions, Outputs, Task
+from assistant_builder.errors import ConfigError, ConfigIssue, DataError, ModelError
+from assistant_builder.inference import run_features
+from assistant_builder.registry import Registry, build_registry
+from assistant_builder.runtime.bundle import Bundle, read_bundle
+from assistant_builder.tokenization import prepare_tokenizer
+
+
+def cpu_count() -> int:
+    """Cores this process may run on (respects CPU affinity, e.g. in containers)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def _validation_issues(error: ValidationError, prefix: str) -> list[ConfigIssue]:
+    return [ConfigIssue(".".join([prefix, *(str(p) for p in e["loc"])]), e["msg"]) for e in error.errors()]
+
+
+class OnnxRunner:
+    """A ``Runner`` over an ONNX Runtime session: feeds only the inputs the graph declares."""
+
+    def __init__(self, path: Path, output_names: Sequence[str], threads: int | None = None) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or cpu_count()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only: keep stderr clean for the CLI
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
+            raise ModelError(f"{path}: ONNX Runtime could not load the model: {exc}",
+                             hint="re-export the model; the file may be truncated or from a newer opset") from exc
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        graph_outputs = {o.name for o in self.session.get_outputs()}
+        unknown = [name for name in self.input_names if name not in MODEL_INPUTS]
+        missing = [name for name in output_names if name not in graph_outputs]
+        if unknown or missing:
+            found = f"inputs {self.input_names}, outputs {sorted(graph_outputs)}"
+            raise ModelError(f"{path}: expected inputs among {list(MODEL_INPUTS)} and outputs {list(output_names)}, got {found}")
+        self.output_names = list(output_names)
+
+    def __call__(self, batch: Mapping[str, np.ndarray]) -> Outputs:
+        values = self.session.run(self.output_names, {name: batch[name] for name in self.input_names})
+        return dict(zip(self.output_names, values))
+
+
+class Predictor:
+    """Predict with an exported bundle: ``Predictor(read_bundle(path)).predict(["some text"])``.
+
+    ``variant`` is ``auto`` (int8 when present, else fp32) or a variant name. ``options``
+    overrides task options (e.g. ``{"top_k": 5}``), validated against the task's ``Options``.
+    """
+
+    def __init__(self, bundle: Bundle, variant: str = "auto", *, options: Mapping[str, Any] | None = None,
+                 threads: int | None = None, registry: Registry | None = None) -> None:
+        manifest = bundle.manifest
+        self.bundle = bundle
+        self.variant = bundle.choose_variant(variant)
+        self.labels: list[str] = list(manifest["labels"])
+        self.max_length: int = manifest["max_length"]
+        self.pad_token_id: int = manifest["pad_token_id"]
+        self.output_names: list[str] = list(manifest["output_names"])
+        self.sequence_outputs: list[str] = list(manifest["sequence_outputs"])
+        registration = (registry or build_registry()).get("task", manifest["task"])
+        self.task: Task = registration.component()
+        self.options: ComponentOptions = self._task_options(manifest["task_options"], options or {})
+        missing = [name for name in self.task.output_names if name not in self.output_names]
+        if missing:
+            raise ModelError(f"{bundle.manifest_path}: task '{self.task.name}' needs outputs {list(self.task.output_names)}, "
+                             f"the bundle has {self.output_names}", hint="re-export with the installed task plugin")
+        try:
+            self.tokenizer = prepare_tokenizer(Tokenizer.from_file(str(bundle.tokenizer_path)), self.max_length)
+        except Exception as exc:  # noqa: BLE001 - tokenizers raises plain Exceptions
+            raise ModelError(f"{bundle.tokenizer_path}: could not be loaded: {exc}") from exc
+        self.runner = OnnxRunner(bundle.model_path(self.variant), self.output_names, threads)
+
+    def _task_options(self, saved: dict[str, Any], overrides: Mapping[str, Any]) -> ComponentOptions:
+        try:
+            base = self.task.Options.model_validate(saved)
+        except ValidationError as exc:
+            issues = "; ".join(str(i) for i in _validation_issues(exc, "task_options"))
+            raise ModelError(f"{self.bundle.manifest_path}: task options no longer valid for task '{self.task.name}': {issues}",
+                             hint="the task plugin changed since export; re-export or install the matching plugin version") from exc
+        if not overrides:
+            return base
+        try:
+            return self.task.Options.model_validate({**base.model_dump(), **overrides})
+        except ValidationError as exc:
+            raise ConfigError("prediction options", _validation_issues(exc, "task")) from exc
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What is loaded: task, labels, variant, its verification metrics and when it was exported."""
+        manifest = self.bundle.manifest
+        return {
+            "task": self.task.name,
+            "labels": list(self.labels),
+            "variant": self.variant,
+            "variants": self.bundle.variants,
+            "metrics": dict(manifest.get("verification", {}).get(self.variant, {})),
+            "created": manifest.get("created"),
+            "base_model": manifest.get("base_model"),
+            "bundle": str(self.bundle.directory),
+        }
+
+    def parse(self, inputs: Sequence[Any], sources: Sequence[str] | None = None) -> list[Any]:
+        """``task.parse_input`` each raw input; errors name ``sources[i]`` (default ``input N``)."""
+        examples = []
+        for index, raw in enumerate(inputs):
+            try:
+                examples.append(self.task.parse_input(raw))
+            except DataError as exc:
+                where = sources[index] if sources is not None else f"input {index + 1}"
+                raise DataError(f"{where}: {exc.message}", hint=exc.hint) from exc
+        return examples
+
+    def predict_examples(self, examples: Sequence[Any], batch_size: int = 32) -> list[dict[str, Any]]:
+        """Predict parsed examples (from ``parse``); one prediction dict per example, in order."""
+        if batch_size < 1:
+            raise DataError(f"batch_size: expected a positive integer, got {batch_size}")
+        if not examples:
+            return []
+        features = self.task.encode(examples, self.tokenizer, self.labels, self.options, self.max_length)
+        outputs = run_features(self.runner, features, self.pad_token_id, self.output_names, self.sequence_outputs, batch_size)
+        return self.task.decode(outputs, features, examples, self.labels, self.options)
+
+    def predict(self, inputs: Sequence[Any], batch_size: int = 32) -> list[dict[str, Any]]:
+        """Predict raw inputs (strings or JSON objects the task accepts); results keep input order."""
+        return self.predict_examples(self.parse(inputs), batch_size)
+
+
+def load_predictor(path: str | Path, variant: str = "auto", *, options: Mapping[str, Any] | None = None,
+                   threads: int | None = None) -> Predictor:
+    """Load the bundle at ``path`` (a run directory or a bundle folder) into a ``Predictor``."""
+    return Predictor(read_bundle(path), variant, options=options, threads=threads)
