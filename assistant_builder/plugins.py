@@ -65,6 +65,23 @@ def _allowed(name: str) -> bool:
     return (allow is None or name in allow) and name not in block
 
 
+def _reject_unknown_hooks(manager: pluggy.PluginManager, plugin: object, name: str) -> None:
+    """Unregister ``plugin`` and raise if it implements a hook that no hookspec declares (a typo).
+
+    Done per plugin so that the final ``check_pending()`` never takes the host down for one
+    misspelled plugin; the failure is recorded like an import error instead.
+    """
+    from assistant_builder.errors import PluginError, suggest
+
+    unknown = [caller.name for caller in manager.get_hookcallers(plugin) or []
+               if caller.spec is None and not any(i.optionalhook for i in caller.get_hookimpls() if i.plugin is plugin)]
+    if unknown:
+        manager.unregister(plugin)
+        known = sorted(n for n in dir(hookspecs) if n.startswith("register_"))
+        raise PluginError(f"plugin '{name}' implements unknown hook(s) {', '.join(unknown)}; "
+                          f"{suggest(unknown[0], known)}expected one of: {', '.join(known)}")
+
+
 def make_plugin_manager(*, entry_points: bool | None = None) -> pluggy.PluginManager:
     """Return a fresh plugin manager with the built-in and installed plugins registered.
 
@@ -95,6 +112,7 @@ def make_plugin_manager(*, entry_points: bool | None = None) -> pluggy.PluginMan
         try:
             module = importlib.import_module(module_name)
             manager.register(module, name=name)
+            _reject_unknown_hooks(manager, module, name)
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the host down
             manager.load_failures.append(  # type: ignore[attr-defined]
                 LoadFailure(name, dist, f"{type(exc).__name__}: {exc}", traceback.format_exc())

@@ -29,9 +29,11 @@ _TYPE_WORDS = {
 
 
 def _location(loc: tuple[Any, ...], prefix: str = "") -> str:
-    parts = [str(p) for p in loc if not isinstance(p, int) or True]
-    path = ".".join(parts)
-    return f"{prefix}.{path}" if prefix and path else (prefix or path)
+    """``("export", "formats", 0)`` -> ``export.formats[0]`` (list indices in brackets)."""
+    path = prefix
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
 
 
 def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -59,7 +61,7 @@ def describe_validation_error(error: ValidationError, model: type[BaseModel], pr
         if kind == "extra_forbidden":
             key = str(loc[-1]) if loc else "?"
             known = _known_keys(model, loc)
-            message = f"unknown key '{key}'; {suggest(key, known)}expected one of: {', '.join(known)}" if known else f"unknown key '{key}'"
+            message = f"unknown key '{key}'; {suggest(key, known)}expected one of: {', '.join(known)}" if known else f"unknown key '{key}'; this table takes no keys"
         elif kind == "missing":
             message = "required key is missing"
         elif kind in ("literal_error", "enum"):
@@ -71,6 +73,8 @@ def describe_validation_error(error: ValidationError, model: type[BaseModel], pr
             ops = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
             bound = next(iter(err.get("ctx", {}).values()), "?")
             message = f"expected a value {ops[kind]} {bound}, got {given!r}"
+        elif kind == "value_error":  # a model validator's own message, which already says what it got
+            message = err["msg"].removeprefix("Value error, ")
         else:
             message = f"{err['msg']}, got {given!r}"
         issues.append(ConfigIssue(where, message))
@@ -125,12 +129,13 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
         issues.extend(describe_validation_error(exc, Recipe))
-    if recipe is not None:
-        loaded = LoadedRecipe(recipe, source.resolve(), raw)
-        if registry is not None:
-            issues.extend(validate_components(recipe, registry))
-        if check_paths:
-            issues.extend(_check_paths(loaded))
+    # Component and path checks run even when the schema check failed, on whatever sections are
+    # well-formed, so that every problem is reported in one go.
+    sections = _sections(recipe) if recipe is not None else _partial_sections(raw)
+    if registry is not None:
+        issues.extend(_component_issues(registry, sections["task"], sections["train"], sections["export"]))
+    if check_paths:
+        issues.extend(_check_paths(sections["data"], sections["model"], source.resolve().parent))
     if issues:
         raise ConfigError(str(path), issues)
     return LoadedRecipe(recipe, source.resolve(), raw)  # type: ignore[arg-type]
@@ -148,56 +153,93 @@ def _check_component(registry: Any, kind: str, name: str, where: str) -> Any:
     try:
         return registry.get(kind, name).component
     except BuilderError as exc:
-        return ConfigIssue(where, exc.message)
+        # the hint names plugins that failed to load, often the reason a component is missing
+        return ConfigIssue(where, f"{exc.message}; {exc.hint}" if exc.hint else exc.message)
 
 
 def validate_components(recipe: Recipe, registry: Any) -> list[ConfigIssue]:
     """Check that named components exist and that their option tables validate."""
+    return _component_issues(registry, recipe.task, recipe.train, recipe.export)
+
+
+#: the keys of each section that the component and path checks read
+_CHECKED_KEYS: dict[str, tuple[str, ...]] = {
+    "task": ("type", "options"), "train": ("trainer", "options", "metric"), "export": ("formats", "options"),
+    "data": ("train", "validation"), "model": ("base",),
+}
+
+
+def _sections(recipe: Recipe) -> dict[str, Any]:
+    return {name: getattr(recipe, name) for name in _CHECKED_KEYS}
+
+
+def _partial_sections(raw: dict[str, Any]) -> dict[str, Any]:
+    """For a recipe that failed the schema check: each section validated on just the keys the later
+    checks read (schema defaults fill the rest), or None where even those are malformed (their
+    problems are already reported)."""
+    sections: dict[str, Any] = {}
+    for name, keys in _CHECKED_KEYS.items():
+        table = raw.get(name, {})
+        model = Recipe.model_fields[name].annotation
+        try:
+            sections[name] = model.model_validate({k: v for k, v in table.items() if k in keys})  # type: ignore[union-attr]
+        except (ValidationError, AttributeError):
+            sections[name] = None
+    return sections
+
+
+def _component_issues(registry: Any, task_section: Any, train: Any, export: Any) -> list[ConfigIssue]:
     issues: list[ConfigIssue] = []
-    task = _check_component(registry, "task", recipe.task.type, "task.type")
-    if isinstance(task, ConfigIssue):
-        issues.append(task)
-    else:
-        issues.extend(_check_options(task.Options, recipe.task.options, "task.options"))
-        metric = recipe.train.metric
-        if metric is not None and metric not in getattr(task, "metric_names", (task.primary_metric,)):
-            names = list(getattr(task, "metric_names", (task.primary_metric,)))
-            issues.append(ConfigIssue("train.metric", f"unknown metric '{metric}' for task '{task.name}'; {suggest(metric, names)}expected one of: {', '.join(names)}"))
-    trainer = _check_component(registry, "trainer", recipe.train.trainer, "train.trainer")
-    if isinstance(trainer, ConfigIssue):
-        issues.append(trainer)
-    else:
-        issues.extend(_check_options(trainer.Options, recipe.train.options, "train.options"))
-    if len(set(recipe.export.formats)) != len(recipe.export.formats):
-        issues.append(ConfigIssue("export.formats", f"duplicate formats in {recipe.export.formats}"))
-    for index, name in enumerate(recipe.export.formats):
-        exporter = _check_component(registry, "exporter", name, f"export.formats[{index}]")
-        if isinstance(exporter, ConfigIssue):
-            issues.append(exporter)
+    task = None
+    if task_section is not None:
+        task = _check_component(registry, "task", task_section.type, "task.type")
+        if isinstance(task, ConfigIssue):
+            issues.append(task)
+            task = None
         else:
-            issues.extend(_check_options(exporter.Options, recipe.export.options.get(name, {}), f"export.options.{name}"))
-    for name in recipe.export.options:
-        if name not in recipe.export.formats:
-            issues.append(ConfigIssue(f"export.options.{name}", f"options given for '{name}', which is not in export.formats {recipe.export.formats}"))
+            issues.extend(_check_options(task.Options, task_section.options, "task.options"))
+    if task is not None and train is not None and train.metric is not None:
+        names = list(getattr(task, "metric_names", ()) or (task.primary_metric,))
+        if train.metric not in names:
+            issues.append(ConfigIssue("train.metric", f"unknown metric '{train.metric}' for task '{task.name}'; "
+                                      f"{suggest(train.metric, names)}expected one of: {', '.join(names)}"))
+    if train is not None:
+        trainer = _check_component(registry, "trainer", train.trainer, "train.trainer")
+        if isinstance(trainer, ConfigIssue):
+            issues.append(trainer)
+        else:
+            issues.extend(_check_options(trainer.Options, train.options, "train.options"))
+    if export is not None:
+        if len(set(export.formats)) != len(export.formats):
+            issues.append(ConfigIssue("export.formats", f"duplicate formats in {export.formats}"))
+        for index, name in enumerate(export.formats):
+            exporter = _check_component(registry, "exporter", name, f"export.formats[{index}]")
+            if isinstance(exporter, ConfigIssue):
+                issues.append(exporter)
+            else:
+                issues.extend(_check_options(exporter.Options, export.options.get(name, {}), f"export.options.{name}"))
+        for name in export.options:
+            if name not in export.formats:
+                issues.append(ConfigIssue(f"export.options.{name}", f"options given for '{name}', which is not in export.formats {export.formats}"))
     return issues
 
 
-def _check_paths(loaded: LoadedRecipe) -> list[ConfigIssue]:
+def _check_paths(data: Any, model: Any, base_dir: Path) -> list[ConfigIssue]:
     from assistant_builder.basemodels import resolve_base_model
 
     issues: list[ConfigIssue] = []
-    data = loaded.recipe.data
     for key in ("train", "validation"):
-        value = getattr(data, key)
+        value = getattr(data, key) if data is not None else None
         if value is None:
             continue
-        path = loaded.resolve(value)
+        path = value if value.is_absolute() else (base_dir / value).resolve()
         if not path.exists():
             issues.append(ConfigIssue(f"data.{key}", f"file not found: {path}"))
         elif path.is_dir():
             issues.append(ConfigIssue(f"data.{key}", f"{path} is a directory; expected a data file"))
-    try:
-        resolve_base_model(loaded.recipe.model.base, loaded.base_dir)
-    except BuilderError as exc:
-        issues.append(ConfigIssue("model.base", exc.message))
+    if model is not None:
+        try:
+            resolve_base_model(model.base, base_dir)
+        except BuilderError as exc:
+            issues.append(ConfigIssue("model.base", exc.message))
     return issues

@@ -58,7 +58,7 @@ class Bundle:
         if variant not in available:
             raise ModelError(
                 f"{self.directory}: has no '{variant}' model; expected one of: auto, {', '.join(available)}",
-                hint=f"pass --variant {available[0]} (or auto), or re-export with that variant",
+                hint="choose one of those (auto picks int8 when the bundle has it, else fp32), or re-export with that variant",
             )
         return variant
 

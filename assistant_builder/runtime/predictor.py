@@ -102,8 +102,8 @@ class Predictor:
             base = self.task.Options.model_validate(saved)
         except ValidationError as exc:
             issues = "; ".join(str(i) for i in _validation_issues(exc, "task_options"))
-            raise ModelError(f"{self.bundle.manifest_path}: task options no longer valid for task '{self.task.name}': {issues}",
-                             hint="the task plugin changed since export; re-export or install the matching plugin version") from exc
+            raise ModelError(f"{self.bundle.manifest_path}: task options invalid for task '{self.task.name}': {issues}",
+                             hint="the task plugin changed since export; re-export, or install the version it used") from exc
         if not overrides:
             return base
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 
 from assistant_builder.batching import pad_batch
 from assistant_builder.contracts import ComponentOptions, Evaluation, Feature, FeatureOutputs, Task, TaskData
@@ -32,15 +32,16 @@ class ClassificationOptions(ComponentOptions):
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     top_k: int = Field(3, ge=1, description="how many labels with scores a prediction lists")
 
-    @model_validator(mode="after")
-    def _labels_usable(self) -> ClassificationOptions:
-        if self.labels is not None:
-            if len(self.labels) < 2:
-                raise ValueError(f"labels must list at least two labels, got {self.labels}")
-            duplicates = [label for label, n in Counter(self.labels).items() if n > 1]
+    @field_validator("labels")
+    @classmethod
+    def _labels_usable(cls, labels: list[str] | None) -> list[str] | None:
+        if labels is not None:
+            if len(labels) < 2:
+                raise ValueError(f"expected at least two labels, got {labels}")
+            duplicates = [label for label, n in Counter(labels).items() if n > 1]
             if duplicates:
-                raise ValueError(f"labels has duplicates: {duplicates}")
-        return self
+                raise ValueError(f"expected unique labels, got duplicates {duplicates}")
+        return labels
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

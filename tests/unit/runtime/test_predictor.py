@@ -71,7 +71,8 @@ def make_model():  # type: ignore[no-untyped-def]
             self.head = torch.nn.Linear(16, len(LABELS))
 
         def forward(self, input_ids, attention_mask, token_type_ids=None):  # type: ignore[no-untyped-def]
-            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+            outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            hidden = outputs.last_hidden_state
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return self.head(pooled)
@@ -314,6 +315,14 @@ def test_unknown_task_lists_available(tiny: dict, tmp_path: Path) -> None:
         Predictor(read_bundle(tiny["bundle"]), registry=Registry())
 
 
+def test_stored_task_options_that_no_longer_validate(tiny: dict, tmp_path: Path) -> None:
+    bundle = copy_bundle(tiny, tmp_path)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    edit_manifest(bundle, task_options={**manifest["task_options"], "renamed_option": True})
+    with pytest.raises(ModelError, match="task options invalid for task 'classification': task_options.renamed_option"):
+        load_predictor(bundle)
+
+
 # --- builder predict ---------------------------------------------------------------------------
 
 
@@ -324,7 +333,9 @@ def parse_args(*argv: str) -> argparse.Namespace:
 
 
 def test_cli_texts(tiny: dict, capsys: pytest.CaptureFixture[str]) -> None:
-    assert predict_cli.run(parse_args(str(tiny["run"]), "hello", "play some jazz", "--variant", "fp32", "--top-k", "1")) == 0
+    args = parse_args(str(tiny["run"]), "hello", "play some jazz", "--variant", "fp32", "--top-k", "1")
+    assert args.handler is predict_cli.run
+    assert predict_cli.run(args) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["input"] for line in lines] == ["hello", "play some jazz"]
     expected = load_predictor(tiny["run"], "fp32").predict(["hello", "play some jazz"])
@@ -396,7 +407,8 @@ def test_runtime_never_imports_torch(tiny: dict) -> None:
 
 
 def test_cli_module_import_stays_light() -> None:
-    script = "import sys, assistant_builder.cli.predict; print(sorted(m for m in ('onnxruntime', 'tokenizers', 'numpy', 'torch') if m in sys.modules))"
+    heavy = ("onnxruntime", "tokenizers", "numpy", "torch")
+    script = f"import sys, assistant_builder.cli.predict; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
