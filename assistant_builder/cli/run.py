@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from assistant_builder.recipe.loader import load_recipe
-from assistant_builder.registry import build_registry
+from assistant_builder.cli.common import load_registry
 
 
 def add_parser(subparsers: Any) -> None:
@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from assistant_builder.cli.progress import ConsoleProgress, render_summary
     from assistant_builder.engine import run as run_engine
 
-    registry = build_registry()
+    registry = load_registry()
     loaded = load_recipe(args.recipe, args.overrides, registry=registry)
     stop_event = threading.Event()
 

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from assistant_builder.recipe.loader import load_recipe
-from assistant_builder.registry import build_registry
+from assistant_builder.cli.common import load_registry
 
 
 def add_parser(subparsers: Any) -> None:
@@ -17,7 +17,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    loaded = load_recipe(args.recipe, args.overrides, registry=build_registry())
+    loaded = load_recipe(args.recipe, args.overrides, registry=load_registry())
     recipe = loaded.recipe
     print(f"{args.recipe}: ok — task '{recipe.task.type}', trainer '{recipe.train.trainer}', "
           f"exports {', '.join(recipe.export.formats) or 'none'}")
