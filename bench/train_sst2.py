@@ -294,7 +294,11 @@ def orchestrate(args: argparse.Namespace) -> int:
             for system in order:
                 result_file = Path(tmp) / f"{system}-{repeat}.json"
                 print(f"[bench] repeat {repeat + 1}/{args.repeats}: {system} ...", file=sys.stderr, flush=True)
-                done = subprocess.run(child_command(args, system, result_file), stdout=sys.stderr, timeout=args.timeout)
+                try:
+                    done = subprocess.run(child_command(args, system, result_file), stdout=sys.stderr, timeout=args.timeout)
+                except subprocess.TimeoutExpired:
+                    print(f"error: {system} ran past --timeout {args.timeout:g}s and was stopped", file=sys.stderr)
+                    return 1
                 if done.returncode != 0 or not result_file.exists():
                     print(f"error: {system} failed (exit {done.returncode}); its output is above", file=sys.stderr)
                     return 1

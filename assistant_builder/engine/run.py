@@ -15,6 +15,7 @@ from assistant_builder.contracts import ExportJob, TrainingJob
 from assistant_builder.engine import rundir
 from assistant_builder.engine.exporting import export_and_verify
 from assistant_builder.engine.metrics_log import MetricsLog
+from assistant_builder.engine.seeding import seed_everything
 from assistant_builder.errors import RunInterrupted
 from assistant_builder.inference import run_features
 from assistant_builder.recipe.loader import LoadedRecipe
@@ -72,6 +73,7 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
         valid_features = task.encode(task_data.validation, tokenizer, task_data.labels, task_options, recipe.model.max_length)
 
         events.on_stage_start(StageStarted("build model", str(base_model)))
+        seed_everything(recipe.train.seed)
         model = task.build_model(base_model, task_data.labels, task_options, train_features)
 
         def predict(m: Any) -> tuple[Any, list[dict[str, Any]]]:
