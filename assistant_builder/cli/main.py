@@ -36,7 +36,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    # argparse cannot take positionals after an option (`predict RUN --variant fp32 "text"`):
+    # subcommands name the list that collects such trailing positionals.
+    trailing = getattr(args, "trailing_positionals", None)
+    if extras:
+        if trailing is None or any(item.startswith("-") for item in extras):
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        getattr(args, trailing).extend(extras)
     try:
         return int(args.handler(args) or 0)
     except BuilderError as error:

@@ -16,7 +16,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("recipe", help="path to a recipe .toml file")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="type-checked overrides, e.g. train.epochs=3")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output on stderr")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, trailing_positionals="overrides")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("validate", help="check a recipe (every problem at once, no torch)")
     parser.add_argument("recipe", help="path to a recipe .toml file")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides, e.g. train.epochs=3")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, trailing_positionals="overrides")
 
 
 def run(args: argparse.Namespace) -> int:

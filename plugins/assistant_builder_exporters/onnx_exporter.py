@@ -1,0 +1,218 @@
+"""The ``onnx`` exporter: one self-contained ``model.onnx`` (fp32), optionally ``model.int8.onnx``.
+
+The graph comes from the TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``)
+with dynamic batch and sequence axes, traced with eager attention (the pattern ONNX Runtime's
+transformer optimizer fuses). Before anything is written the graph is run in ONNX Runtime on the
+example batch and on a second batch of another shape with padding, so a trace that baked in
+shapes fails here rather than in production. ``optimize`` then fuses attention, LayerNorm and
+GELU (kept only if it still matches, else a warning); ``quantize`` writes an int8 copy with
+dynamically quantised weights, made from the plain graph (the quantiser cannot type the
+optimizer's contrib ops).
+
+Imports torch, onnx and onnxruntime only inside methods (see ``contracts.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from assistant_builder.atomic import atomic_path
+from assistant_builder.contracts import ComponentOptions, ExportedArtifact, ExportJob, Exporter, Outputs, Runner
+from assistant_builder.errors import ExportVerificationError, ModelError
+from assistant_builder.hookspecs import hookimpl
+from assistant_builder_exporters._wrapping import (
+    as_tensors, attention_shape, dynamic_axes, eager_attention, mismatch, named_outputs, present_inputs, probe_batch,
+    recorded_warnings, run_module, tracer_notes,
+)
+
+logger = logging.getLogger(__name__)
+
+FP32_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+
+Check = tuple[dict[str, np.ndarray], list[np.ndarray]]
+"""A batch (numpy inputs by name) and the PyTorch outputs the graph must reproduce on it."""
+
+
+class OnnxOptions(ComponentOptions):
+    """Options of the ``onnx`` exporter (``[export.options.onnx]``)."""
+
+    opset: int = Field(17, ge=14, le=20, description="ONNX opset (14-20, the range of the TorchScript-based exporter)")
+    optimize: bool = Field(True, description="fuse attention, LayerNorm and GELU with ONNX Runtime's transformer optimizer")
+    quantize: bool = Field(False, description="also write model.int8.onnx with int8 dynamically quantised weights")
+    per_channel: bool = Field(True, description="int8: one scale per output channel instead of per tensor")
+
+
+class OnnxExporter(Exporter):
+    """Export to ONNX and run the result with ONNX Runtime."""
+
+    name = "onnx"
+    description = "ONNX graph for ONNX Runtime (fp32, optional fusion and int8 weights); used by `builder predict`"
+    Options = OnnxOptions
+
+    def export(self, job: ExportJob) -> list[ExportedArtifact]:
+        options = OnnxOptions.model_validate(job.options.model_dump())
+        names = present_inputs(job.example_batch, job.input_names)
+        inputs = as_tensors(job.example_batch, names)
+        probe = tuple(probe_batch(job.example_batch, names).values())
+        job.output_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".onnx-export-", dir=job.output_dir) as scratch:
+            raw = Path(scratch) / FP32_FILE
+            with eager_attention(job.model):
+                module = named_outputs(job.model, names, job.output_names)
+                expected, expected_probe = run_module(module, inputs), run_module(module, probe)
+                axes = dynamic_axes(names, job.output_names, expected, expected_probe)
+                tracer_notes = _export_graph(module, inputs, raw, names, job.output_names, axes, options.opset)
+            checks: list[Check] = [(_numpy(names, inputs), expected), (_numpy(names, probe), expected_probe)]
+            problem = _check_graph(raw, checks, job.output_names)
+            if problem is not None:
+                raise ExportVerificationError(
+                    f"the exported ONNX graph does not reproduce the PyTorch model: {problem} "
+                    f"(traced on a batch of shape {list(inputs[0].shape)})",
+                    hint="the model's forward() probably has Python control flow that depends on shapes or values"
+                         + (f"; the tracer warned: {tracer_notes}" if tracer_notes else ""),
+                )
+            fp32 = _optimize(raw, Path(scratch), job.model, checks, job.output_names) if options.optimize else raw
+            artifacts = [ExportedArtifact(self.name, "fp32", job.output_dir / FP32_FILE)]
+            if options.quantize:
+                artifacts.append(ExportedArtifact(self.name, "int8", job.output_dir / INT8_FILE))
+                _quantize(raw, artifacts[1].path, options.per_channel)
+            with atomic_path(artifacts[0].path) as tmp:
+                os.replace(fp32, tmp)
+        return artifacts
+
+    def load_runner(self, artifact: ExportedArtifact, output_names: Sequence[str]) -> Runner:
+        session = _session(artifact.path, gpu=True)
+        declared = [i.name for i in session.get_inputs()]
+        graph_outputs = [o.name for o in session.get_outputs()]
+        missing = [name for name in output_names if name not in graph_outputs]
+        if missing:
+            raise ModelError(f"{artifact.path}: expected outputs {list(output_names)}, the graph has {graph_outputs}",
+                             hint="re-export the model with the task plugin that will read it")
+        wanted = list(output_names)
+
+        def run(batch: Mapping[str, np.ndarray]) -> Outputs:
+            absent = [name for name in declared if name not in batch]
+            if absent:
+                raise ModelError(f"{artifact.path}: the graph needs inputs {declared}, the batch lacks {absent}")
+            values = session.run(wanted, {name: np.asarray(batch[name], dtype=np.int64) for name in declared})
+            return dict(zip(wanted, values))
+
+        return run
+
+
+def _numpy(names: Sequence[str], tensors: Sequence[Any]) -> dict[str, np.ndarray]:
+    return {name: tensor.numpy() for name, tensor in zip(names, tensors)}
+
+
+def _cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def _session(path: Path, *, gpu: bool) -> Any:
+    """An ONNX Runtime session on CUDA (when ``gpu`` and available) else CPU, one thread per core."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = _cpu_count()
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: keep stderr clean for the CLI
+    wanted = ("CUDAExecutionProvider", "CPUExecutionProvider") if gpu else ("CPUExecutionProvider",)
+    providers = [p for p in wanted if p in ort.get_available_providers()] or ["CPUExecutionProvider"]
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own untyped errors
+        raise ModelError(f"{path}: ONNX Runtime could not load the model: {exc}",
+                         hint="re-export the model; the file may be truncated or from a newer opset") from exc
+
+
+def _export_graph(module: Any, inputs: tuple[Any, ...], path: Path, names: Sequence[str], output_names: Sequence[str],
+                  axes: dict[str, dict[int, str]], opset: int) -> str:
+    """Trace ``module`` to ``path``; return the tracer's warnings, condensed, for error messages."""
+    import torch
+
+    with recorded_warnings() as caught, torch.no_grad():
+        torch.onnx.export(module, inputs, str(path), input_names=list(names), output_names=list(output_names),
+                          opset_version=opset, dynamic_axes=axes, do_constant_folding=True, dynamo=False)
+    return tracer_notes(caught)
+
+
+def _check_graph(path: Path, checks: Sequence[Check], output_names: Sequence[str]) -> str | None:
+    """Run the graph on each check batch; describe the first disagreement with PyTorch, or ``None``."""
+    session = _session(path, gpu=False)
+    declared = [i.name for i in session.get_inputs()]
+    for batch, expected in checks:
+        actual = session.run(list(output_names), {name: batch[name] for name in declared})
+        problem = mismatch(actual, expected, output_names)
+        if problem is not None:
+            return f"{problem} on a batch of shape {list(batch['input_ids'].shape)}"
+    return None
+
+
+def _optimize(raw: Path, scratch: Path, model: Any, checks: Sequence[Check], output_names: Sequence[str]) -> Path:
+    """Fuse the graph with ONNX Runtime's BERT optimizer; return ``raw`` (with a warning) if that fails or mismatches."""
+    path = scratch / "model.optimized.onnx"
+    try:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        heads, hidden = attention_shape(model)
+        optimized = optimize_model(str(raw), model_type="bert", num_heads=heads, hidden_size=hidden)
+        fused = {op: count for op, count in optimized.get_fused_operator_statistics().items() if count}
+        if not fused:
+            problem = "the optimizer found nothing to fuse (not a BERT-like graph)"
+        else:
+            optimized.save_model_to_file(str(path), use_external_data_format=False)
+            problem = _check_graph(path, checks, output_names)
+    except Exception as exc:  # noqa: BLE001 - the optimizer is best effort; the plain graph is always valid
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem is not None:
+        warnings.warn(f"onnx export: graph optimisation skipped, keeping the unoptimised graph ({problem}); "
+                      "set optimize = false in [export.options.onnx] to silence this", RuntimeWarning, stacklevel=3)
+        return raw
+    logger.info("onnx export: fused operators %s", fused)
+    return path
+
+
+class _DropPreprocessAdvice(logging.Filter):
+    """The quantiser logs advice to pre-process the model on the root logger; it does not apply here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    advice = _DropPreprocessAdvice()
+    root = logging.getLogger()
+    root.addFilter(advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
+
+
+def _quantize(source: Path, target: Path, per_channel: bool) -> None:
+    """Write ``target``: ``source`` with int8 weights (activations quantised on the fly)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with _quiet_quantizer(), atomic_path(target) as tmp:
+        quantize_dynamic(source, tmp, weight_type=QuantType.QInt8, per_channel=per_channel)
+
+
+@hookimpl
+def register_exporters(register):  # type: ignore[no-untyped-def]
+    register(OnnxExporter)
