@@ -1,8 +1,8 @@
 """The ``onnx`` exporter: one self-contained ``model.onnx`` (fp32), optionally ``model.int8.onnx``.
 
 The graph comes from the TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``)
-with dynamic batch and sequence axes, traced with eager attention (the pattern ONNX Runtime's
-transformer optimizer fuses). Before anything is written the graph is run in ONNX Runtime on the
+with dynamic batch and sequence axes, traced with eager attention (it runs faster in ONNX Runtime
+than the SDPA decomposition, and it is the pattern the transformer optimizer fuses). Before anything is written the graph is run in ONNX Runtime on the
 example batch and on a second batch of another shape with padding, so a trace that baked in
 shapes fails here rather than in production. ``optimize`` then fuses attention, LayerNorm and
 GELU (kept only if it still matches, else a warning); ``quantize`` writes an int8 copy with
@@ -48,7 +48,7 @@ class OnnxOptions(ComponentOptions):
     """Options of the ``onnx`` exporter (``[export.options.onnx]``)."""
 
     opset: int = Field(17, ge=14, le=20, description="ONNX opset (14-20, the range of the TorchScript-based exporter)")
-    optimize: bool = Field(True, description="fuse attention, LayerNorm and GELU with ONNX Runtime's transformer optimizer")
+    optimize: bool = Field(False, description="fuse attention, LayerNorm and GELU with ONNX Runtime's transformer optimizer (off by default: measured no faster on 2-core CPUs, see bench/RESULTS.md)")
     quantize: bool = Field(False, description="also write model.int8.onnx with int8 dynamically quantised weights")
     per_channel: bool = Field(True, description="int8: one scale per output channel instead of per tensor")
 
@@ -72,7 +72,7 @@ class OnnxExporter(Exporter):
                 module = named_outputs(job.model, names, job.output_names)
                 expected, expected_probe = run_module(module, inputs), run_module(module, probe)
                 axes = dynamic_axes(names, job.output_names, expected, expected_probe)
-                tracer_notes = _export_graph(module, inputs, raw, names, job.output_names, axes, options.opset)
+                notes = _export_graph(module, inputs, raw, names, job.output_names, axes, options.opset)
             checks: list[Check] = [(_numpy(names, inputs), expected), (_numpy(names, probe), expected_probe)]
             problem = _check_graph(raw, checks, job.output_names)
             if problem is not None:
@@ -80,7 +80,7 @@ class OnnxExporter(Exporter):
                     f"the exported ONNX graph does not reproduce the PyTorch model: {problem} "
                     f"(traced on a batch of shape {list(inputs[0].shape)})",
                     hint="the model's forward() probably has Python control flow that depends on shapes or values"
-                         + (f"; the tracer warned: {tracer_notes}" if tracer_notes else ""),
+                         + (f"; the tracer warned: {notes}" if notes else ""),
                 )
             fp32 = _optimize(raw, Path(scratch), job.model, checks, job.output_names) if options.optimize else raw
             artifacts = [ExportedArtifact(self.name, "fp32", job.output_dir / FP32_FILE)]
@@ -115,19 +115,14 @@ def _numpy(names: Sequence[str], tensors: Sequence[Any]) -> dict[str, np.ndarray
     return {name: tensor.numpy() for name, tensor in zip(names, tensors)}
 
 
-def _cpu_count() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return max(1, os.cpu_count() or 1)
-
-
 def _session(path: Path, *, gpu: bool) -> Any:
     """An ONNX Runtime session on CUDA (when ``gpu`` and available) else CPU, one thread per core."""
     import onnxruntime as ort
 
+    from assistant_builder.runtime.predictor import cpu_count
+
     options = ort.SessionOptions()
-    options.intra_op_num_threads = _cpu_count()
+    options.intra_op_num_threads = cpu_count()
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: keep stderr clean for the CLI

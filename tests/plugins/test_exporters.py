@@ -228,7 +228,7 @@ def test_exporters_are_registered_with_descriptions() -> None:
 def test_options_validate_and_reject_unknown_keys() -> None:
     registry = build_registry()
     onnx_options = registry.get("exporter", "onnx").component.Options
-    assert onnx_options().model_dump() == {"opset": 17, "optimize": True, "quantize": False, "per_channel": True}
+    assert onnx_options().model_dump() == {"opset": 17, "optimize": False, "quantize": False, "per_channel": True}
     for bad in ({"quantise": True}, {"opset": 9}, {"optimize": "sometimes"}):
         with pytest.raises(ValidationError):
             onnx_options.model_validate(bad)
