@@ -108,6 +108,8 @@ class Task(Component):
     sequence_outputs: ClassVar[tuple[str, ...]] = ()
     #: every metric ``evaluate`` reports (valid values of ``train.metric``).
     metric_names: ClassVar[tuple[str, ...]] = ()
+    #: values of ``data.format`` this task reads (besides "auto").
+    data_formats: ClassVar[tuple[str, ...]] = ("jsonl",)
 
     @abstractmethod
     def load_data(self, data: DataSection, options: ComponentOptions) -> TaskData:

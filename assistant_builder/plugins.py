@@ -27,6 +27,8 @@ ENTRY_POINT_GROUP = "assistant_builder"
 #: Built-in plugins: module name -> plugin name. Loaded directly when entry points are disabled.
 DEFAULT_PLUGINS: dict[str, str] = {
     "classification": "assistant_builder_tasks.classification",
+    "ner": "assistant_builder_tasks.ner",
+    "qa": "assistant_builder_tasks.qa",
     "full": "assistant_builder_trainers.full",
     "lora": "assistant_builder_trainers.lora",
     "onnx": "assistant_builder_exporters.onnx_exporter",

@@ -133,7 +133,7 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *
     # well-formed, so that every problem is reported in one go.
     sections = _sections(recipe) if recipe is not None else _partial_sections(raw)
     if registry is not None:
-        issues.extend(_component_issues(registry, sections["task"], sections["train"], sections["export"]))
+        issues.extend(_component_issues(registry, sections["task"], sections["train"], sections["export"], sections["data"]))
     if check_paths:
         issues.extend(_check_paths(sections["data"], sections["model"], source.resolve().parent))
     if issues:
@@ -159,13 +159,13 @@ def _check_component(registry: Any, kind: str, name: str, where: str) -> Any:
 
 def validate_components(recipe: Recipe, registry: Any) -> list[ConfigIssue]:
     """Check that named components exist and that their option tables validate."""
-    return _component_issues(registry, recipe.task, recipe.train, recipe.export)
+    return _component_issues(registry, recipe.task, recipe.train, recipe.export, recipe.data)
 
 
 #: the keys of each section that the component and path checks read
 _CHECKED_KEYS: dict[str, tuple[str, ...]] = {
     "task": ("type", "options"), "train": ("trainer", "options", "metric"), "export": ("formats", "options"),
-    "data": ("train", "validation"), "model": ("base",),
+    "data": ("train", "validation", "format"), "model": ("base",),
 }
 
 
@@ -188,7 +188,7 @@ def _partial_sections(raw: dict[str, Any]) -> dict[str, Any]:
     return sections
 
 
-def _component_issues(registry: Any, task_section: Any, train: Any, export: Any) -> list[ConfigIssue]:
+def _component_issues(registry: Any, task_section: Any, train: Any, export: Any, data: Any = None) -> list[ConfigIssue]:
     issues: list[ConfigIssue] = []
     task = None
     if task_section is not None:
@@ -198,6 +198,11 @@ def _component_issues(registry: Any, task_section: Any, train: Any, export: Any)
             task = None
         else:
             issues.extend(_check_options(task.Options, task_section.options, "task.options"))
+    if task is not None and data is not None:
+        formats = ("auto", *getattr(task, "data_formats", ()))
+        if data.format not in formats:
+            issues.append(ConfigIssue("data.format", f"task '{task.name}' does not read format '{data.format}'; "
+                                      f"{suggest(data.format, list(formats))}expected one of: {', '.join(formats)}"))
     if task is not None and train is not None and train.metric is not None:
         names = list(getattr(task, "metric_names", ()) or (task.primary_metric,))
         if train.metric not in names:

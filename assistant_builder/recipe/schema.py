@@ -33,7 +33,7 @@ class DataSection(Section):
     validation: Path | None = Field(None, description="validation file; if absent, validation_split of train is held out")
     validation_split: float = Field(0.1, gt=0.0, lt=0.5, description="fraction held out when no validation file is given")
     split_seed: int = Field(0, ge=0, description="seed of the held-out validation split")
-    format: Literal["auto", "jsonl", "csv"] = Field("auto", description="file format; 'auto' uses the file extension")
+    format: str = Field("auto", description="file format: 'auto' (from the extension) or one the task reads, e.g. jsonl, csv, conll, seq, squad")
 
 
 class TrainSection(Section):

@@ -1,0 +1,1 @@
+"""The ``ner`` task plugin: named-entity recognition / slot filling (in progress)."""

@@ -1,0 +1,1 @@
+"""The ``qa`` task plugin: extractive question answering (in progress)."""
