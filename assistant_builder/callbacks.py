@@ -37,6 +37,7 @@ class TrainingStarted:
     steps_per_epoch: int
     epochs: int
     device: str
+    initial_step: int = 0
 
 
 @dataclass(frozen=True)

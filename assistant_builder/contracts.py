@@ -197,6 +197,8 @@ class TrainingJob:
     checkpoint_dir: Path
     callbacks: CallbackList
     stop_event: threading.Event
+    #: checkpoint folder to resume from (the newest intact checkpoint in it is used), or None.
+    resume_from: Path | None = None
 
 
 @dataclass
@@ -211,6 +213,8 @@ class TrainingOutcome:
     stopped_early: bool
     examples_per_second: float
     history: list[dict[str, float]] = field(default_factory=list)
+    #: True if training stopped because ``stop_event`` was set (a checkpoint was written).
+    interrupted: bool = False
 
 
 class Trainer(Component):

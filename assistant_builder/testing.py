@@ -29,6 +29,28 @@ WORDS = (
 ).split()
 
 
+TOY_INTENTS = {
+    "alarm": ["wake me up at {n} am", "set an alarm for {n}", "alarm at {n} please", "i need an alarm at {n}"],
+    "weather": ["what is the weather in london", "will it rain tomorrow", "is it cold in paris today", "weather for {n} pm"],
+    "music": ["play a song", "play some music", "play music by john", "i want songs at {n} pm"],
+}
+
+
+def write_intent_data(directory: Path, per_label: int = 24, seed: int = 0) -> None:
+    """Write ``train.jsonl`` and ``valid.jsonl`` (fields ``text``, ``intent``) from ``TOY_INTENTS``:
+    small, learnable data for end-to-end tests of a classification recipe."""
+    import random
+
+    rng = random.Random(seed)
+    for split, count in (("train", per_label), ("valid", max(3, per_label // 3))):
+        rows = []
+        for label, patterns in TOY_INTENTS.items():
+            for _ in range(count):
+                rows.append({"text": rng.choice(patterns).format(n=rng.randint(1, 12)), "intent": label})
+        rng.shuffle(rows)
+        (Path(directory) / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
 def make_tiny_vocab(extra_words: Iterable[str] = ()) -> list[str]:
     """Special tokens, single characters and ## continuations, digits, and common words."""
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

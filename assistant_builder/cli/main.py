@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from assistant_builder import __version__
 from assistant_builder.errors import BuilderError
 
-SUBCOMMANDS = ("run", "validate", "plugins", "predict")
+SUBCOMMANDS = ("run", "validate", "plugins", "predict", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

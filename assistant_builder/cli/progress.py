@@ -40,7 +40,8 @@ class ConsoleProgress(Callback):
             return
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=event.total_steps, desc="training", unit="step", file=sys.stderr, dynamic_ncols=True)
+        self.bar = tqdm(total=event.total_steps, initial=event.initial_step, desc="training", unit="step", file=sys.stderr, dynamic_ncols=True)
+        self.last_step = event.initial_step
         self._say(f"  {event.epochs} epochs × {event.steps_per_epoch} steps on {event.device}")
 
     def on_step_end(self, event: StepEnded) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant_builder.atomic import atomic_directory, atomic_write_json, atomic_write_text
-from assistant_builder.basemodels import resolve_base_model
+from assistant_builder.basemodels import ALIASES, resolve_base_model
 from assistant_builder.callbacks import Callback, CallbackList, RunEnded, RunStarted, StageStarted
 from assistant_builder.contracts import ExportJob, TrainingJob
 from assistant_builder.engine import rundir
@@ -34,12 +34,31 @@ class RunResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
+def resolved_recipe(loaded: LoadedRecipe) -> dict[str, Any]:
+    """The recipe with defaults and overrides applied and every path made absolute (for --resume)."""
+    recipe = loaded.recipe
+    data = recipe.data.model_copy(update={
+        "train": loaded.resolve(recipe.data.train),
+        "validation": loaded.resolve(recipe.data.validation) if recipe.data.validation else None,
+    })
+    base = recipe.model.base
+    if base not in ALIASES:
+        base = str(resolve_base_model(base, loaded.base_dir))
+    resolved = recipe.model_copy(update={
+        "data": data,
+        "model": recipe.model.model_copy(update={"base": base}),
+        "output": recipe.output.model_copy(update={"runs_dir": loaded.resolve(recipe.output.runs_dir)}),
+    })
+    return resolved.model_dump(mode="json")
+
+
 def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (), stop_event: threading.Event | None = None,
-        overrides: Sequence[str] = ()) -> RunResult:
+        overrides: Sequence[str] = (), resume_dir: Path | None = None) -> RunResult:
     """Train, evaluate, export and verify as ``loaded`` describes; write everything to a new run directory.
 
-    Raises ``BuilderError`` subclasses for anything the user can fix; ``RunInterrupted`` if
-    ``stop_event`` is set before training finished.
+    With ``resume_dir``, continue that run from its newest intact checkpoint instead.
+    Raises ``BuilderError`` subclasses for anything the user can fix; ``RunInterrupted`` (after
+    writing a checkpoint) if ``stop_event`` is set before training finished.
     """
     recipe = loaded.recipe
     stop_event = stop_event or threading.Event()
@@ -55,14 +74,15 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
     })
     metric = recipe.train.metric or task.primary_metric
 
-    run_dir = rundir.create_run_dir(loaded.resolve(recipe.output.runs_dir), recipe.name)
+    run_dir = resume_dir or rundir.create_run_dir(loaded.resolve(recipe.output.runs_dir), recipe.name)
     log = MetricsLog(run_dir / "metrics.jsonl")
     events = CallbackList([log, *callbacks])
     try:
         events.on_stage_start(StageStarted("load data", str(data.train)))
         task_data = task.load_data(data, task_options)
-        rundir.write_recipe_copies(run_dir, loaded.source, recipe.model_dump(mode="json"))
-        rundir.write_provenance(run_dir, loaded.source, task_data.sources, recipe.train.seed, base_model, list(overrides))
+        if resume_dir is None:
+            rundir.write_recipe_copies(run_dir, loaded.source, resolved_recipe(loaded))
+            rundir.write_provenance(run_dir, loaded.source, task_data.sources, recipe.train.seed, base_model, list(overrides))
         events.on_run_start(RunStarted(run_dir, recipe.name, task.name, trainer.name, len(task_data.train),
                                        len(task_data.validation), tuple(task_data.labels)))
 
@@ -90,11 +110,12 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
         job = TrainingJob(
             model=model, train_features=train_features, collate=lambda feats: task.collate(feats, pad_id), evaluate=evaluate,
             settings=recipe.train, options=trainer_options, metric=metric, checkpoint_dir=run_dir / "checkpoints",
-            callbacks=events, stop_event=stop_event,
+            callbacks=events, stop_event=stop_event, resume_from=(run_dir / "checkpoints") if resume_dir else None,
         )
         outcome = trainer.train(job)
-        if stop_event.is_set():
-            raise RunInterrupted(f"training stopped at step {outcome.global_step}; checkpoints are in {run_dir / 'checkpoints'}")
+        if outcome.interrupted:
+            raise RunInterrupted(f"training stopped at step {outcome.global_step}; a checkpoint was written to {run_dir / 'checkpoints'}",
+                                 hint=f"resume with: builder run --resume {run_dir}")
 
         events.on_stage_start(StageStarted("evaluate", "best model on the validation set"))
         final_model = outcome.model

@@ -248,3 +248,23 @@ def _check_paths(data: Any, model: Any, base_dir: Path) -> list[ConfigIssue]:
         except BuilderError as exc:
             issues.append(ConfigIssue("model.base", exc.message))
     return issues
+
+
+def load_run_recipe(run_dir: str | Path, *, registry: Any = None) -> LoadedRecipe:
+    """Load the resolved recipe stored in a run directory (for ``builder run --resume``)."""
+    import json
+
+    run_dir = Path(run_dir)
+    resolved = run_dir / "recipe.resolved.json"
+    if not resolved.is_file():
+        raise ConfigError(str(run_dir), [ConfigIssue("", "not a run directory: recipe.resolved.json is missing; expected a folder made by `builder run`")])
+    raw = json.loads(resolved.read_text(encoding="utf-8"))
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(str(resolved), describe_validation_error(exc, Recipe)) from None
+    if registry is not None:
+        issues = validate_components(recipe, registry)
+        if issues:
+            raise ConfigError(str(resolved), issues)
+    return LoadedRecipe(recipe, (run_dir / "recipe.toml").resolve(), raw)

@@ -107,7 +107,7 @@ def _problems(directory: Path, manifest: Any) -> list[str]:
         "exporter": ("the string 'onnx'", lambda v: v == EXPORTER),
         "task": ("a task name", lambda v: isinstance(v, str) and bool(v)),
         "task_options": ("an object", lambda v: isinstance(v, dict)),
-        "labels": ("a non-empty list of strings", lambda v: _is_str_list(v) and bool(v)),
+        "labels": ("a list of strings (empty for tasks without labels, e.g. qa)", _is_str_list),
         "max_length": ("a positive integer", lambda v: _is_int(v) and v > 0),
         "pad_token_id": ("a non-negative integer", lambda v: _is_int(v) and v >= 0),
         "output_names": ("a non-empty list of strings", lambda v: _is_str_list(v) and bool(v)),

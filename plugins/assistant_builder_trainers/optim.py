@@ -33,9 +33,12 @@ def parameter_groups(model: nn.Module, head_modules: Iterable[str], learning_rat
 
 
 def make_optimizer(groups: list[dict], device: torch.device) -> torch.optim.Optimizer:
-    """AdamW, fused on CUDA."""
-    kwargs = {"fused": True} if device.type == "cuda" else {"foreach": True}
-    return torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8, **kwargs)
+    """AdamW with the fused kernel (CPU and CUDA; several times faster than the foreach one on CPU),
+    falling back to foreach where this torch build has no fused kernel for the device."""
+    try:
+        return torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8, foreach=True)
 
 
 def warmup_linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:

@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
 
 from assistant_builder.cli.main import main
-
-INTENTS = {
-    "alarm": ["wake me up at {n} am", "set an alarm for {n}", "alarm at {n} please", "i need an alarm at {n}"],
-    "weather": ["what is the weather in london", "will it rain tomorrow", "is it cold in paris today", "weather for {n} pm"],
-    "music": ["play a song", "play some music", "play music by john", "i want songs at {n} pm"],
-}
-
-
-def write_data(directory: Path, per_label: int, seed: int) -> None:
-    rng = random.Random(seed)
-    for split, count in (("train", per_label), ("valid", max(3, per_label // 3))):
-        rows = []
-        for label, patterns in INTENTS.items():
-            for _ in range(count):
-                rows.append({"text": rng.choice(patterns).format(n=rng.randint(1, 12)), "intent": label})
-        rng.shuffle(rows)
-        (directory / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-
+from assistant_builder.testing import TOY_INTENTS as INTENTS
+from assistant_builder.testing import write_intent_data as write_data
 
 @pytest.fixture
 def project(tmp_path, write_recipe):

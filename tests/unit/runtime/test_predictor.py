@@ -274,7 +274,7 @@ def test_missing_paths_and_run_dirs_without_onnx(tmp_path: Path) -> None:
     [
         ({"bundle_version": 2}, "bundle_version: expected 1, got 2"),
         ({"task": None, "labels": None}, r"(?s)2 problems\):.*task: expected a task name, but the key is missing.*labels:"),
-        ({"labels": []}, "labels: expected a non-empty list of strings, got \\[\\]"),
+        ({"labels": [1, 2]}, r"labels: expected a list of strings \(empty for tasks without labels, e.g. qa\), got \[1, 2\]"),
         ({"max_length": "16"}, "max_length: expected a positive integer"),
         ({"exporter": "torchscript"}, "exporter: expected the string 'onnx'"),
         ({"models": {"fp32": "missing.onnx"}}, "models.fp32: model file missing.onnx is missing"),

@@ -1,0 +1,109 @@
+"""``builder serve RUN_DIR_OR_BUNDLE``: serve an exported ONNX bundle over HTTP, torch-free.
+
+Starlette + uvicorn; routes ``POST /predict``, ``GET /health``, ``/info``, ``/metrics``,
+``/openapi.json`` and ``/docs``. Binds 127.0.0.1 unless told otherwise. The server code is
+imported only when the command runs, so ``builder --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from assistant_builder.errors import BuilderError
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return number
+
+
+def _port(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {value!r}")
+    return number
+
+
+def _milliseconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number <= 10_000:
+        raise argparse.ArgumentTypeError(f"expected milliseconds between 0 (off) and 10000, got {value!r}")
+    return number
+
+
+def _size(value: str) -> int:
+    from assistant_builder.serve.settings import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``serve`` subcommand to ``subparsers`` and return its parser."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve an exported model over HTTP (ONNX, no torch needed)",
+        description="Serve an exported ONNX bundle over HTTP: POST /predict, GET /health, /info, /metrics, /docs.",
+        epilog="examples:\n  builder serve runs/quickstart-20250101-120000\n"
+               "  builder serve runs/my-run --port 9000 --token s3cret --micro-batch-ms 5\n"
+               "  curl -s localhost:8000/predict -H 'Content-Type: application/json' -d '{\"inputs\": [\"wake me at 7\"]}'\n\n"
+               "With --workers N each worker process loads its own copy of the model (N times the memory);\n"
+               "/metrics then reports the worker that answered the scrape.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("path", metavar="RUN_DIR_OR_BUNDLE", help="a run directory or its exports/onnx bundle folder")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=_port, default=8000, help="port to bind (default 8000)")
+    parser.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                        help="worker processes, each loading its own model (default 1)")
+    parser.add_argument("--variant", default="auto", help="model variant: auto (int8 if exported, else fp32), fp32 or int8")
+    parser.add_argument("--token", default=None,
+                        help="bearer token required on every route but /health (default: $ASSISTANT_BUILDER_TOKEN, which is "
+                             "safer: command lines are visible to other users; none)")
+    parser.add_argument("--max-batch", type=_positive_int, default=64, metavar="N",
+                        help="most inputs per request, and per micro-batch (default 64)")
+    parser.add_argument("--max-text-chars", type=_positive_int, default=2000, metavar="N",
+                        help="longest text (each string field of an input) in characters (default 2000)")
+    parser.add_argument("--max-body-bytes", type=_size, default="1MB", metavar="SIZE",
+                        help="largest request body, e.g. 1MB, 512KiB, 65536 (default 1MB)")
+    parser.add_argument("--queue-size", type=_positive_int, default=256, metavar="N",
+                        help="prediction requests allowed to wait for the model; more get 503 + Retry-After (default 256)")
+    parser.add_argument("--micro-batch-ms", type=_milliseconds, default=0.0, metavar="MS",
+                        help="collect concurrent requests for up to MS ms into one model call (default 0: off)")
+    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                        help="concurrent model calls per worker (default: cores / workers)")
+    parser.add_argument("--graceful-timeout", type=_positive_int, default=30, metavar="SECONDS",
+                        help="on Ctrl+C/SIGTERM, how long in-flight requests may take to finish (default 30)")
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the settings and serve until stopped; return the exit code."""
+    from assistant_builder.serve.settings import TOKEN_ENV, ServeSettings, default_threads
+    from assistant_builder.serve.server import serve
+
+    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
+    if token is not None and not token.strip():
+        raise BuilderError("--token: expected a non-empty token, got an empty string")
+    settings = ServeSettings(
+        path=args.path, host=args.host, port=args.port, workers=args.workers, variant=args.variant, token=token,
+        max_batch=args.max_batch, max_text_chars=args.max_text_chars, max_body_bytes=args.max_body_bytes,
+        queue_size=args.queue_size, micro_batch_ms=args.micro_batch_ms,
+        threads=args.threads or default_threads(args.workers), graceful_timeout=args.graceful_timeout)
+    return serve(settings)

@@ -1,0 +1,313 @@
+"""The Starlette app: ``/predict``, ``/health``, ``/info``, ``/metrics``, ``/openapi.json`` and ``/docs``.
+
+``create_app(settings, predictor=...)`` builds it around a loaded predictor (``builder serve``
+with one worker loads the model before binding the port, so load errors are reported cleanly);
+without one, the lifespan loads it (the ``--workers N`` factory, ``app_from_env``). Imports
+starlette, the runtime and the core only: never torch or transformers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from assistant_builder.errors import DataError
+from assistant_builder.runtime.predictor import Predictor, load_predictor
+from assistant_builder.serve.engine import Engine, Job, QueueFull, Scheduler
+from assistant_builder.serve.metrics import CONTENT_TYPE, ServeMetrics
+from assistant_builder.serve.openapi import build_openapi, example_request, render_docs
+from assistant_builder.serve.payload import OptionsCache, RequestError, decode_json, parse_predict
+from assistant_builder.serve.settings import ServeSettings
+
+ROUTES = ("/predict", "/health", "/info", "/metrics", "/openapi.json", "/docs")
+OPEN_ROUTES = ("/health",)
+#: scope key where handlers leave details for the request log line (batch size, error code).
+LOG_KEY = "assistant_builder.serve"
+
+access_log = logging.getLogger("assistant_builder.serve.access")
+error_log = logging.getLogger("assistant_builder.serve")
+
+
+def _configure_logging() -> None:
+    """One JSON line per request on stderr (uvicorn's own access log is off)."""
+    for logger in (access_log, error_log):
+        if not logger.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
+
+
+def _to_builtin(value: Any) -> Any:
+    """JSON fallback for numpy scalars and arrays a task's ``decode`` may return."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class ApiJSONResponse(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=_to_builtin).encode("utf-8")
+
+
+def error_response(error: RequestError) -> JSONResponse:
+    return ApiJSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
+
+class ServeState:
+    """What the routes share: settings, model, scheduler, metrics, and the server's status."""
+
+    def __init__(self, settings: ServeSettings, predictor: Predictor | None, engine: Engine | None) -> None:
+        self.settings = settings
+        self.predictor = predictor
+        self.engine = engine
+        self.metrics = ServeMetrics()
+        self.status = "starting"  # -> "ready" -> "draining"
+        self.scheduler: Scheduler | None = None
+        self.options: OptionsCache | None = None
+        self.openapi: dict[str, Any] = {}
+        self.docs = ""
+        self.model: dict[str, Any] = {}
+
+    def begin_drain(self) -> None:
+        """Called on SIGINT/SIGTERM: /health turns 503 and new predictions are refused."""
+        self.status = "draining"
+
+    def info(self) -> dict[str, Any]:
+        assert self.predictor is not None
+        s = self.settings
+        limits = {"max_batch": s.max_batch, "max_text_chars": s.max_text_chars, "max_body_bytes": s.max_body_bytes,
+                  "queue_size": s.queue_size, "micro_batch_ms": s.micro_batch_ms, "threads": s.threads}
+        return {**self.predictor.info, "limits": limits}
+
+    async def prepare(self) -> None:
+        """Load the model if needed, start the scheduler and build the schema; then report ready."""
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        if self.predictor is None:
+            self.predictor = await loop.run_in_executor(
+                None, lambda: load_predictor(s.path, s.variant, threads=s.ort_threads))
+        predictor = self.predictor
+        self.engine = self.engine or Engine(predictor)
+        self.options = OptionsCache(predictor)
+        info = self.info()
+        self.model = {"task": info["task"], "variant": info["variant"], "base_model": info.get("base_model")}
+        self.metrics.model.set(1, info["task"], info["variant"])
+        self.scheduler = Scheduler(self.engine, threads=s.threads, queue_size=s.queue_size, max_batch=s.max_batch,
+                                   micro_batch_ms=s.micro_batch_ms, metrics=self.metrics)
+        self.scheduler.start()
+        example = await loop.run_in_executor(None, self._example_response, info["task"])
+        self.openapi = build_openapi(info, max_batch=s.max_batch, max_text_chars=s.max_text_chars,
+                                     max_body_bytes=s.max_body_bytes, auth=bool(s.token), example_response=example)
+        self.docs = render_docs(self.openapi)
+        self.status = "ready"
+
+    def _example_response(self, task: str) -> dict[str, Any] | None:
+        """The documented example request, really predicted (outside the metrics); None if it does not parse."""
+        assert self.predictor is not None and self.options is not None
+        body = example_request(task)
+        raws = body.get("inputs") or [body.get("input")]
+        try:
+            job = Job(self.predictor.parse(raws), self.options.get(body.get("top_k")))
+            [predictions] = Engine(self.predictor).run([job])  # not self.engine: tests may gate that one
+            if isinstance(predictions, BaseException):
+                return None
+        except Exception:  # noqa: BLE001 - an example the installed task rejects is simply not shown
+            return None
+        return json.loads(json.dumps({"predictions": predictions, "model": self.model}, default=_to_builtin))
+
+
+class Gate:
+    """Outer ASGI middleware: bearer-token check, metrics, and one JSON log line per request."""
+
+    def __init__(self, app: ASGIApp, state: ServeState) -> None:
+        self.app = app
+        self.state = state
+        token = state.settings.token
+        self.token = token.encode() if token else None
+
+    def _authorized(self, scope: Scope) -> bool:
+        for name, value in scope.get("headers", []):
+            if name == b"authorization":
+                scheme, _, credentials = value.partition(b" ")
+                return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self.token or b"")
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        metrics = self.state.metrics
+        path = scope["path"]
+        route = path if path in ROUTES else "other"
+        details: dict[str, Any] = scope.setdefault(LOG_KEY, {})
+        status = 500
+        started = time.perf_counter()
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        metrics.in_flight.inc()
+        try:
+            if self.token is not None and path not in OPEN_ROUTES and not self._authorized(scope):
+                given = any(name == b"authorization" for name, _ in scope.get("headers", []))
+                challenge = 'Bearer realm="assistant-builder"' + (', error="invalid_token"' if given else "")
+                details["error"] = "unauthorized"
+                response = error_response(RequestError(
+                    401, "unauthorized", "wrong bearer token" if given else "missing bearer token",
+                    hint="send the header Authorization: Bearer TOKEN (the --token or ASSISTANT_BUILDER_TOKEN the "
+                         "server was started with)", headers={"WWW-Authenticate": challenge}))
+                await response(scope, receive, send_and_record)
+            else:
+                await self.app(scope, receive, send_and_record)
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.in_flight.inc(amount=-1)
+            metrics.requests.inc(route, str(status))
+            metrics.latency.observe(elapsed, route)
+            if status >= 400:
+                kind = ("unauthorized" if status == 401 else "rejected" if status == 503
+                        else "server_error" if status >= 500 else "client_error")
+                metrics.errors.inc(route, kind)
+            record = {"ts": round(time.time(), 3), "method": scope.get("method"), "route": path[:200], "status": status,
+                      "latency_ms": round(elapsed * 1000, 2), "batch_size": details.get("batch_size")}
+            if "error" in details:
+                record["error"] = details["error"]
+            access_log.info(json.dumps(record))
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    too_large = RequestError(413, "body_too_large", f"request body: expected at most {limit} bytes",
+                             hint="send fewer or shorter inputs per request, or start the server with a larger "
+                                  "--max-body-bytes", headers={"Connection": "close"})
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _busy(code: str, message: str) -> RequestError:
+    return RequestError(503, code, message, hint="retry after the number of seconds in Retry-After",
+                        headers={"Retry-After": "1"})
+
+
+async def predict(request: Request) -> Response:
+    state: ServeState = request.app.state.serve
+    details: dict[str, Any] = request.scope.setdefault(LOG_KEY, {})
+    s = state.settings
+    try:
+        if state.status != "ready":
+            raise _busy("shutting_down" if state.status == "draining" else "not_ready", f"the server is {state.status}")
+        body = await _read_body(request, s.max_body_bytes)
+        assert state.predictor is not None and state.options is not None and state.scheduler is not None
+        parsed = parse_predict(decode_json(body), state.predictor, state.options, max_batch=s.max_batch,
+                               max_text_chars=s.max_text_chars)
+        details["batch_size"] = len(parsed.examples)
+        try:
+            predictions = await state.scheduler.submit(Job(parsed.examples, parsed.options))
+        except QueueFull:
+            raise _busy("queue_full", f"{s.queue_size} requests are already waiting for the model") from None
+    except RequestError as error:
+        details["error"] = error.code
+        return error_response(error)
+    except DataError as exc:  # the task rejected an input while encoding it
+        details["error"] = "invalid_input"
+        return error_response(RequestError(422, "invalid_input", exc.message, exc.hint))
+    except Exception as exc:  # noqa: BLE001 - a model or task failure: 500 with the reason, traceback in the log
+        error_log.exception("prediction failed")
+        details["error"] = "internal_error"
+        return error_response(RequestError(500, "internal_error", f"prediction failed: {type(exc).__name__}: {exc}"))
+    return ApiJSONResponse({"predictions": predictions, "model": state.model})
+
+
+async def health(request: Request) -> Response:
+    state: ServeState = request.app.state.serve
+    return JSONResponse({"status": state.status}, status_code=200 if state.status == "ready" else 503)
+
+
+async def info(request: Request) -> Response:
+    return ApiJSONResponse(request.app.state.serve.info())
+
+
+async def metrics(request: Request) -> Response:
+    return Response(request.app.state.serve.metrics.render(), media_type=CONTENT_TYPE)
+
+
+async def openapi(request: Request) -> Response:
+    return ApiJSONResponse(request.app.state.serve.openapi)
+
+
+async def docs(request: Request) -> Response:
+    return HTMLResponse(request.app.state.serve.docs)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    hint = f"routes: {', '.join(ROUTES)}" if exc.status_code in (404, 405) else None
+    error = RequestError(exc.status_code, code, f"{request.method} {request.url.path}: {exc.detail}", hint,
+                         headers=exc.headers)
+    request.scope.setdefault(LOG_KEY, {})["error"] = code
+    return error_response(error)
+
+
+def create_app(settings: ServeSettings, *, predictor: Predictor | None = None, engine: Engine | None = None) -> Starlette:
+    """The ASGI app; ``app.state.serve`` is its ``ServeState``. Run it inside a lifespan (uvicorn, TestClient)."""
+    _configure_logging()
+    state = ServeState(settings, predictor, engine)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await state.prepare()
+        try:
+            yield
+        finally:
+            state.begin_drain()
+            if state.scheduler is not None:
+                await state.scheduler.stop()
+
+    routes = [
+        Route("/predict", predict, methods=["POST"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/info", info, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(Gate, state=state)], lifespan=lifespan,
+                    exception_handlers={HTTPException: _http_error})
+    app.state.serve = state
+    return app
+
+
+def app_from_env() -> Starlette:
+    """App factory for uvicorn worker processes: settings from ``ASSISTANT_BUILDER_SERVE_SETTINGS``.
+
+    Each worker process loads its own copy of the model (memory grows with ``--workers``).
+    """
+    return create_app(ServeSettings.from_env())

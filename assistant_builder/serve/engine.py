@@ -1,0 +1,204 @@
+"""Inference off the event loop: a bounded queue, a thread pool, optional dynamic micro-batching.
+
+``Engine`` runs several requests' examples through one model call and decodes each request with
+its own task options. ``Scheduler`` owns the bounded queue: ``submit`` raises ``QueueFull`` at
+once when ``queue_size`` requests are already waiting (the app answers 503 + ``Retry-After``),
+so the backlog never grows without bound. With ``micro_batch_ms > 0`` the scheduler collects
+requests for up to that many milliseconds (or until ``max_batch`` examples) before one call;
+otherwise each request gets its own call. At most ``threads`` calls run at once. Inside a call,
+``run_features`` length-sorts the examples into padded batches of ``MODEL_BATCH_SIZE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from assistant_builder.contracts import ComponentOptions
+from assistant_builder.inference import run_features
+from assistant_builder.runtime.predictor import Predictor
+from assistant_builder.serve.metrics import ServeMetrics
+
+#: examples per ONNX Runtime call inside one engine call (length-sorted, as ``builder predict``).
+MODEL_BATCH_SIZE = 32
+
+
+class QueueFull(Exception):
+    """``queue_size`` requests are already waiting for the model."""
+
+
+@dataclass
+class Job:
+    """One request's parsed examples, the task options to decode them with, and its result."""
+
+    examples: list[Any]
+    options: ComponentOptions
+    future: asyncio.Future[list[dict[str, Any]]] | None = field(default=None, repr=False)
+
+
+class Engine:
+    """Encode, run and decode several jobs with one model call; results per job, in order.
+
+    Uses the predictor's public parts (task, tokenizer, runner...), so predictions are exactly what
+    ``Predictor.predict`` returns for the same inputs and options.
+    """
+
+    def __init__(self, predictor: Predictor, model_batch_size: int = MODEL_BATCH_SIZE) -> None:
+        self.predictor = predictor
+        self.model_batch_size = model_batch_size
+
+    def run(self, jobs: Sequence[Job]) -> list[list[dict[str, Any]] | BaseException]:
+        """Predict every job; a job whose own encode or decode fails gets its exception instead."""
+        p = self.predictor
+        features: list[dict[str, Any]] = []
+        spans: list[tuple[int, int] | BaseException] = []
+        for job in jobs:
+            try:
+                encoded = p.task.encode(job.examples, p.tokenizer, p.labels, job.options, p.max_length)
+            except Exception as exc:  # noqa: BLE001 - reported per request
+                spans.append(exc)
+                continue
+            spans.append((len(features), len(features) + len(encoded)))
+            features.extend(encoded)
+        outputs = run_features(p.runner, features, p.pad_token_id, p.output_names, p.sequence_outputs,
+                               self.model_batch_size) if features else {}
+        results: list[list[dict[str, Any]] | BaseException] = []
+        for job, span in zip(jobs, spans):
+            if isinstance(span, BaseException):
+                results.append(span)
+                continue
+            start, end = span
+            try:
+                part = {name: values[start:end] for name, values in outputs.items()}
+                results.append(p.task.decode(part, features[start:end], job.examples, p.labels, job.options))
+            except Exception as exc:  # noqa: BLE001 - reported per request
+                results.append(exc)
+        return results
+
+
+class Scheduler:
+    """The bounded queue in front of the thread pool; create and ``start`` it inside the event loop."""
+
+    def __init__(self, engine: Engine, *, threads: int, queue_size: int, max_batch: int, micro_batch_ms: float,
+                 metrics: ServeMetrics) -> None:
+        self.engine = engine
+        self.threads = threads
+        self.queue_size = queue_size
+        self.max_batch = max_batch
+        self.window = micro_batch_ms / 1000.0
+        self.metrics = metrics
+        self.pending: collections.deque[Job] = collections.deque()
+        self.executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="assistant-builder-infer")
+        self._arrived = asyncio.Event()
+        self._slots = asyncio.Semaphore(threads)
+        self._calls: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._loop_task = asyncio.get_running_loop().create_task(self._dispatch(), name="assistant-builder-batcher")
+
+    async def stop(self) -> None:
+        """Finish the model calls in progress, fail what is still queued, and shut the pool down."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        if self._calls:
+            await asyncio.gather(*self._calls, return_exceptions=True)
+        while self.pending:
+            job = self.pending.popleft()
+            if job.future is not None and not job.future.done():
+                job.future.set_exception(RuntimeError("the server shut down before this request ran"))
+        self._update_depth()
+        self.executor.shutdown(wait=True)
+
+    async def submit(self, job: Job) -> list[dict[str, Any]]:
+        """Queue ``job`` and wait for its predictions; raise ``QueueFull`` at once when the queue is full."""
+        if len(self.pending) >= self.queue_size:
+            raise QueueFull
+        job.future = asyncio.get_running_loop().create_future()
+        self.pending.append(job)
+        self._update_depth()
+        self._arrived.set()
+        return await job.future
+
+    def _update_depth(self) -> None:
+        self.metrics.queue_depth.set(len(self.pending))
+
+    async def _next_job(self) -> Job:
+        while True:
+            while not self.pending:
+                self._arrived.clear()
+                await self._arrived.wait()
+            job = self.pending.popleft()
+            if job.future is None or not job.future.done():  # skip requests whose client went away
+                return job
+
+    async def _collect(self) -> list[Job]:
+        """One model call's jobs: the oldest waiting one, plus (when micro-batching) what fits in the window."""
+        first = await self._next_job()
+        batch, examples = [first], len(first.examples)
+        try:
+            await self._fill(batch, examples)
+        except asyncio.CancelledError:  # shutting down: leave the jobs for ``stop`` to answer
+            self.pending.extendleft(reversed(batch))
+            raise
+        self._update_depth()
+        return batch
+
+    async def _fill(self, batch: list[Job], examples: int) -> None:
+        """Micro-batching: add waiting jobs to ``batch`` until the window closes or ``max_batch`` is reached."""
+        if self.window > 0:
+            deadline = asyncio.get_running_loop().time() + self.window
+            while examples < self.max_batch:
+                if not self.pending:
+                    remaining = deadline - asyncio.get_running_loop().time()
+                    if remaining <= 0:
+                        break
+                    self._arrived.clear()
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._arrived.wait(), remaining)
+                    continue
+                if examples + len(self.pending[0].examples) > self.max_batch:
+                    break  # it starts the next call
+                job = self.pending.popleft()
+                if job.future is not None and job.future.done():
+                    continue  # the client went away
+                batch.append(job)
+                examples += len(job.examples)
+
+    async def _dispatch(self) -> None:
+        while True:
+            await self._slots.acquire()
+            try:
+                batch = await self._collect()
+            except BaseException:
+                self._slots.release()
+                raise
+            task = asyncio.get_running_loop().create_task(self._call(batch))
+            self._calls.add(task)
+            task.add_done_callback(self._calls.discard)
+
+    async def _call(self, batch: list[Job]) -> None:
+        try:
+            self.metrics.batch_size.observe(sum(len(job.examples) for job in batch))
+            self.metrics.batch_requests.observe(len(batch))
+            loop = asyncio.get_running_loop()
+            try:
+                results: list[Any] = await loop.run_in_executor(self.executor, self.engine.run, batch)
+            except Exception as exc:  # noqa: BLE001 - the whole call failed: every request gets the error
+                results = [exc] * len(batch)
+            for job, result in zip(batch, results):
+                if job.future is None or job.future.done():
+                    continue  # the client went away
+                if isinstance(result, BaseException):
+                    job.future.set_exception(result)
+                else:
+                    job.future.set_result(result)
+        finally:
+            self._slots.release()

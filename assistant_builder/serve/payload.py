@@ -1,0 +1,146 @@
+"""Validate a ``POST /predict`` body into parsed examples, with messages that name the field.
+
+The body is ``{"inputs": [...]}`` (a batch) or ``{"input": ...}`` (one), plus optional ``top_k``
+for tasks whose options have it. Each input goes through the task's own ``parse_input``, so the
+server accepts exactly what ``builder predict`` accepts (a text or ``{"text": ...}`` for
+classification, ``{"question", "context"}`` for qa); a ``DataError`` there becomes
+``inputs[3]: expected ...``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from assistant_builder.contracts import ComponentOptions
+from assistant_builder.errors import DataError
+from assistant_builder.runtime.predictor import Predictor
+
+ALLOWED_KEYS = ("inputs", "input", "top_k")
+
+
+class RequestError(Exception):
+    """A request the server refuses: HTTP status, a short machine-readable code, and the message."""
+
+    def __init__(self, status: int, code: str, message: str, hint: str | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.hint = hint
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.hint:
+            error["hint"] = self.hint
+        return {"error": error}
+
+
+def invalid(message: str, hint: str | None = None) -> RequestError:
+    return RequestError(422, "invalid_input", message, hint)
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    """A validated request: parsed examples, the options to decode them with, and its shape."""
+
+    examples: list[Any]
+    options: ComponentOptions
+    single: bool
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _check_lengths(raw: Any, where: str, limit: int) -> None:
+    """Every string in an input (and in an object's top-level fields) is at most ``limit`` characters."""
+    if isinstance(raw, str):
+        strings = [(where, raw)]
+    elif isinstance(raw, dict):
+        strings = [(f"{where}.{key}", value) for key, value in raw.items() if isinstance(value, str)]
+    else:
+        return
+    for place, text in strings:
+        if len(text) > limit:
+            raise invalid(f"{place}: expected at most {limit} characters, got {len(text)}",
+                          hint="split long documents, or start the server with a larger --max-text-chars")
+
+
+def decode_json(body: bytes) -> Any:
+    if not body.strip():
+        raise RequestError(422, "invalid_json", "request body: expected a JSON object, got an empty body",
+                           hint='send e.g. {"inputs": ["some text"]} with Content-Type: application/json')
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise RequestError(422, "invalid_json", "request body: expected UTF-8 JSON, got undecodable bytes") from None
+    except json.JSONDecodeError as exc:
+        raise RequestError(422, "invalid_json", f"request body: expected JSON, got a parse error at line {exc.lineno} "
+                           f"column {exc.colno}: {exc.msg}", hint='send e.g. {"inputs": ["some text"]}') from None
+
+
+class OptionsCache:
+    """Task options per ``top_k`` override, validated once against the task's ``Options``."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+        self.accepts_top_k = "top_k" in type(predictor.options).model_fields
+        self._cache: dict[int, ComponentOptions] = {}
+
+    def get(self, top_k: Any) -> ComponentOptions:
+        if top_k is None:
+            return self.predictor.options
+        if not self.accepts_top_k:
+            raise invalid(f"top_k: the '{self.predictor.task.name}' task has no top_k option; remove it")
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+            raise invalid(f"top_k: expected a positive integer, got {json.dumps(top_k)}")
+        top_k = min(top_k, len(self.predictor.labels))  # more than the label count lists every label
+        if top_k not in self._cache:
+            try:
+                self._cache[top_k] = type(self.predictor.options).model_validate(
+                    {**self.predictor.options.model_dump(), "top_k": top_k})
+            except ValidationError as exc:
+                raise invalid(f"top_k: {exc.errors()[0]['msg']}") from None
+        return self._cache[top_k]
+
+
+def parse_predict(data: Any, predictor: Predictor, options: OptionsCache, *, max_batch: int,
+                  max_text_chars: int) -> PredictRequest:
+    """Validate a decoded JSON body; raise ``RequestError`` (422) naming the first bad field."""
+    example = '{"inputs": ["some text", ...]} or {"input": "some text"}'
+    if not isinstance(data, dict):
+        raise invalid(f"request body: expected a JSON object such as {example}, got {_type_name(data)}")
+    unknown = sorted(key for key in data if key not in ALLOWED_KEYS)
+    if unknown:
+        raise invalid(f"{unknown[0]}: unknown field; expected only {', '.join(ALLOWED_KEYS)}")
+    if ("inputs" in data) == ("input" in data):
+        found = "both" if "inputs" in data else "neither"
+        raise invalid(f"inputs: expected exactly one of 'inputs' (a list) or 'input' (one input), got {found}",
+                      hint=f"send {example}")
+    single = "input" in data
+    if single:
+        raws, sources = [data["input"]], ["input"]
+    else:
+        raws = data["inputs"]
+        if not isinstance(raws, list):
+            raise invalid(f"inputs: expected an array of inputs, got {_type_name(raws)}",
+                          hint='for one input send {"input": ...} or {"inputs": [...]}')
+        if not 1 <= len(raws) <= max_batch:
+            raise invalid(f"inputs: expected 1 to {max_batch} inputs, got {len(raws)}",
+                          hint="split the batch into several requests" if raws else None)
+        sources = [f"inputs[{index}]" for index in range(len(raws))]
+    task_options = options.get(data.get("top_k"))
+    for raw, where in zip(raws, sources):
+        _check_lengths(raw, where, max_text_chars)
+    try:
+        examples = predictor.parse(raws, sources)
+    except DataError as exc:
+        raise invalid(exc.message, exc.hint) from None
+    return PredictRequest(examples, task_options, single)

@@ -1,0 +1,109 @@
+"""What ``builder serve`` was asked to do: one frozen dataclass, plus size parsing and env transport.
+
+Worker processes (``--workers N``) are spawned fresh by uvicorn and build their app through a
+factory, so the settings travel to them as JSON in an environment variable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from assistant_builder.errors import BuilderError
+
+#: environment variable carrying the settings to worker processes (JSON).
+SETTINGS_ENV = "ASSISTANT_BUILDER_SERVE_SETTINGS"
+#: environment variable holding the bearer token when ``--token`` is not given.
+TOKEN_ENV = "ASSISTANT_BUILDER_TOKEN"
+
+_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+
+
+class ServeError(BuilderError):
+    """The server could not start (bad option, port in use...)."""
+
+    title = "serve error"
+    exit_code = 2
+
+
+def parse_size(text: str) -> int:
+    """``"1MB"`` -> 1_000_000, ``"512KiB"`` -> 524_288, ``"2048"`` -> 2048 (KB/MB decimal, KiB/MiB binary)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else ""
+    if not match or unit not in _UNITS:
+        raise ValueError(f"expected a size such as 1048576, 512KB or 1MB, got {text!r}")
+    size = int(float(match.group(1)) * _UNITS[unit])
+    if size < 1:
+        raise ValueError(f"expected a positive size, got {text!r}")
+    return size
+
+
+def default_threads(workers: int) -> int:
+    """Inference threads per worker process: the cores this process may use, shared between workers."""
+    from assistant_builder.runtime.predictor import cpu_count
+
+    return max(1, cpu_count() // max(1, workers))
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Everything the app and the server need; defaults match the CLI's."""
+
+    path: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    variant: str = "auto"
+    token: str | None = None
+    max_batch: int = 64
+    max_text_chars: int = 2000
+    max_body_bytes: int = 1_000_000
+    queue_size: int = 256
+    micro_batch_ms: float = 0.0
+    #: concurrent model calls per worker process (the inference thread pool's size).
+    threads: int = 1
+    #: ONNX Runtime intra-op threads per model call (0: cores per worker divided by ``threads``).
+    intra_op_threads: int = 0
+    graceful_timeout: float = 30.0
+    max_connections: int = 1024
+
+    def __post_init__(self) -> None:
+        problems = [f"{name}: expected a positive integer, got {getattr(self, name)!r}"
+                    for name in ("port", "workers", "max_batch", "max_text_chars", "max_body_bytes", "queue_size",
+                                 "threads", "max_connections")
+                    if not isinstance(getattr(self, name), int) or getattr(self, name) < (0 if name == "port" else 1)]
+        if self.micro_batch_ms < 0:
+            problems.append(f"micro_batch_ms: expected 0 (off) or a positive number, got {self.micro_batch_ms}")
+        if self.intra_op_threads < 0:
+            problems.append(f"intra_op_threads: expected 0 (automatic) or a positive integer, got {self.intra_op_threads}")
+        if problems:
+            raise ServeError("; ".join(problems))
+
+    @property
+    def ort_threads(self) -> int:
+        """ONNX Runtime intra-op threads for this worker's session."""
+        if self.intra_op_threads:
+            return self.intra_op_threads
+        return max(1, default_threads(self.workers) // self.threads)
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> ServeSettings:
+        raw = (environ if environ is not None else os.environ).get(SETTINGS_ENV)
+        if not raw:
+            raise ServeError(f"{SETTINGS_ENV} is not set; expected the JSON settings `builder serve` passes to its workers",
+                             hint="start the server with `builder serve RUN_DIR`")
+        data: dict[str, Any] = json.loads(raw)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def describe(self) -> dict[str, Any]:
+        """The settings without the token (for logs and /info)."""
+        data = asdict(self)
+        data["token"] = "set" if self.token else None
+        return data
