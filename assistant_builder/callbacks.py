@@ -38,6 +38,8 @@ class TrainingStarted:
     epochs: int
     device: str
     initial_step: int = 0
+    world_size: int = 1
+    examples_per_epoch: int = 0
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant_builder.cli.common import load_registry
+from assistant_builder.engine.distributed import is_main_process
 from assistant_builder.errors import ConfigError, ConfigIssue
 from assistant_builder.recipe.loader import load_recipe, load_run_recipe
 
@@ -60,12 +61,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("builder run", [ConfigIssue("RECIPE", "expected a recipe file (or --resume RUN_DIR)")])
     stop_event = threading.Event()
     previous = _install_stop_handlers(stop_event)
-    progress = ConsoleProgress(quiet=args.quiet)
+    main_process = is_main_process()
+    progress = ConsoleProgress(quiet=args.quiet or not main_process)
     try:
         result = run_engine(loaded, registry, [progress], stop_event, overrides=args.overrides, resume_dir=resume_dir)
     finally:
         progress.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    print(render_summary(result.summary))
+    if main_process:
+        print(render_summary(result.summary))
     return 0

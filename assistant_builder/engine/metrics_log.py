@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from assistant_builder.callbacks import Callback, CheckpointSaved, EvalEnded, ExportVerified, StepEnded
+from assistant_builder.callbacks import Callback, CheckpointSaved, EvalEnded, ExportVerified, StepEnded, TrainingStarted
 
 
 class MetricsLog(Callback):
@@ -19,6 +19,11 @@ class MetricsLog(Callback):
     def _write(self, record: dict[str, Any]) -> None:
         self.handle.write(json.dumps({"time": round(time.time(), 3), **record}, default=str) + "\n")
         self.handle.flush()
+
+    def on_train_start(self, event: TrainingStarted) -> None:
+        self._write({"event": "train_start", "total_steps": event.total_steps, "steps_per_epoch": event.steps_per_epoch,
+                     "epochs": event.epochs, "device": event.device, "initial_step": event.initial_step,
+                     "world_size": event.world_size, "examples_per_epoch": event.examples_per_epoch})
 
     def on_step_end(self, event: StepEnded) -> None:
         self._write({"event": "step", "step": event.step, "epoch": round(event.epoch, 4), "loss": event.loss,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,6 +15,7 @@ from assistant_builder.basemodels import ALIASES, resolve_base_model
 from assistant_builder.callbacks import Callback, CallbackList, RunEnded, RunStarted, StageStarted
 from assistant_builder.contracts import ExportJob, TrainingJob
 from assistant_builder.engine import rundir
+from assistant_builder.engine.distributed import process_rank
 from assistant_builder.engine.exporting import export_and_verify
 from assistant_builder.engine.metrics_log import MetricsLog
 from assistant_builder.engine.seeding import seed_everything
@@ -74,13 +77,17 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
     })
     metric = recipe.train.metric or task.primary_metric
 
-    run_dir = resume_dir or rundir.create_run_dir(loaded.resolve(recipe.output.runs_dir), recipe.name)
+    rank, _ = process_rank()
+    if rank == 0:
+        run_dir = resume_dir or rundir.create_run_dir(loaded.resolve(recipe.output.runs_dir), recipe.name)
+    else:  # other ranks of a distributed run train their shard and write nothing to the run directory
+        run_dir = Path(tempfile.mkdtemp(prefix=f"assistant-builder-rank{rank}-"))
     log = MetricsLog(run_dir / "metrics.jsonl")
     events = CallbackList([log, *callbacks])
     try:
         events.on_stage_start(StageStarted("load data", str(data.train)))
         task_data = task.load_data(data, task_options)
-        if resume_dir is None:
+        if resume_dir is None and rank == 0:
             rundir.write_recipe_copies(run_dir, loaded.source, resolved_recipe(loaded))
             rundir.write_provenance(run_dir, loaded.source, task_data.sources, recipe.train.seed, base_model, list(overrides))
         events.on_run_start(RunStarted(run_dir, recipe.name, task.name, trainer.name, len(task_data.train),
@@ -110,9 +117,12 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
         job = TrainingJob(
             model=model, train_features=train_features, collate=lambda feats: task.collate(feats, pad_id), evaluate=evaluate,
             settings=recipe.train, options=trainer_options, metric=metric, checkpoint_dir=run_dir / "checkpoints",
-            callbacks=events, stop_event=stop_event, resume_from=(run_dir / "checkpoints") if resume_dir else None,
+            callbacks=events, stop_event=stop_event, resume_from=(resume_dir / "checkpoints") if resume_dir else None,
         )
         outcome = trainer.train(job)
+        if rank != 0:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            return RunResult(run_dir, outcome.best_metrics)
         if outcome.interrupted:
             raise RunInterrupted(f"training stopped at step {outcome.global_step}; a checkpoint was written to {run_dir / 'checkpoints'}",
                                  hint=f"resume with: builder run --resume {run_dir}")

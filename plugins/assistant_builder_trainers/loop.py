@@ -156,7 +156,9 @@ def run_training(job: TrainingJob, model: torch.nn.Module, learning_rate: float,
     run = _Run(job, model, learning_rate)
     run.resume()
     state = run.state
-    job.callbacks.on_train_start(TrainingStarted(run.total_steps, run.steps_per_epoch, settings.epochs, str(run.accelerator.device), state.global_step))
+    job.callbacks.on_train_start(TrainingStarted(
+        run.total_steps, run.steps_per_epoch, settings.epochs, str(run.accelerator.device), state.global_step,
+        world_size=run.world, examples_per_epoch=sum(len(b) for b in run.batches(0)) * run.world))
     stopped_early = interrupted = False
     while state.epoch < settings.epochs and not stopped_early:
         epoch = state.epoch
