@@ -6,6 +6,7 @@ Importing this module (and running ``--help``, ``validate`` or ``plugins``) load
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from assistant_builder import __version__
 from assistant_builder.errors import BuilderError
 
-SUBCOMMANDS = ("run", "validate", "plugins", "predict", "serve")
+SUBCOMMANDS = ("run", "validate", "plugins", "predict", "serve", "tui")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="builder", description="Build a personal NLP assistant component from your own labelled text.")
     parser.add_argument("--version", action="version", version=f"assistant-builder {__version__}")
+    plugins = parser.add_argument_group("plugin switches (also as environment variables)")
+    plugins.add_argument("--plugins", metavar="A,B", help="load only these plugins (ASSISTANT_BUILDER_PLUGINS)")
+    plugins.add_argument("--block-plugins", metavar="C,D", help="never load these plugins (ASSISTANT_BUILDER_BLOCK_PLUGINS)")
+    plugins.add_argument("--strict-plugins", action="store_true",
+                         help="fail if any plugin fails to load, e.g. in CI (ASSISTANT_BUILDER_STRICT_PLUGINS=1)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in SUBCOMMANDS:
@@ -44,11 +50,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if trailing is None or any(item.startswith("-") for item in extras):
             parser.error(f"unrecognized arguments: {' '.join(extras)}")
         getattr(args, trailing).extend(extras)
+    for flag, variable in (("plugins", "ASSISTANT_BUILDER_PLUGINS"), ("block_plugins", "ASSISTANT_BUILDER_BLOCK_PLUGINS")):
+        if getattr(args, flag):
+            os.environ[variable] = getattr(args, flag)
+    if args.strict_plugins:
+        os.environ["ASSISTANT_BUILDER_STRICT_PLUGINS"] = "1"
     try:
         return int(args.handler(args) or 0)
     except BuilderError as error:
         print(error.render(), file=sys.stderr)
         return error.exit_code
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            print(f"disk full: {error.filename or ''} {error.strerror}; files being written were left untouched "
+                  "(writes are atomic)\n  hint: free some space and run the command again", file=sys.stderr)
+            return 1
+        raise
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

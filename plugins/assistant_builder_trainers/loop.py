@@ -171,7 +171,15 @@ def run_training(job: TrainingJob, model: torch.nn.Module, learning_rate: float,
             if index % run.accumulate == 0 and job.stop_event.is_set():
                 interrupted = True
                 break
-            loss, synced = run.train_step(batches[index], index, len(batches))
+            try:
+                loss, synced = run.train_step(batches[index], index, len(batches))
+            except torch.OutOfMemoryError as error:
+                raise TrainingError(
+                    f"out of {run.accelerator.device.type.upper()} memory at step {state.global_step + 1} "
+                    f"(batch of {len(batches[index])}, longest input {max(run.lengths[i] for i in batches[index])} tokens)",
+                    hint=f"lower train.batch_size (now {settings.batch_size}) and raise train.gradient_accumulation_steps "
+                         "to keep the effective batch, or lower model.max_length",
+                ) from error
             running += loss
             running_count += 1
             window_examples += len(batches[index])
