@@ -46,12 +46,15 @@ def read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, row)`` for each data row of a CSV file with a header row."""
     lines = [text for _, text in read_lines(path)]
     reader = csv.DictReader(lines)
-    if not reader.fieldnames:
-        raise DataError(f"{path}: empty CSV file; expected a header row and data rows")
-    for row in reader:
-        if None in row:
-            raise DataError(f"{path}:{reader.line_num}: more columns than the header ({', '.join(reader.fieldnames)})")
-        yield reader.line_num, row
+    try:
+        if not reader.fieldnames:
+            raise DataError(f"{path}: empty CSV file; expected a header row and data rows")
+        for row in reader:
+            if None in row:
+                raise DataError(f"{path}:{reader.line_num}: more columns than the header ({', '.join(reader.fieldnames)})")
+            yield reader.line_num, row
+    except csv.Error as exc:
+        raise DataError(f"{path}:{reader.line_num + 1}: malformed CSV ({exc})", hint="quote fields that contain commas, quotes or line breaks") from None
 
 
 def detect_format(path: Path, declared: str) -> str:
