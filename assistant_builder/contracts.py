@@ -108,6 +108,8 @@ class Task(Component):
     sequence_outputs: ClassVar[tuple[str, ...]] = ()
     #: every metric ``evaluate`` reports (valid values of ``train.metric``).
     metric_names: ClassVar[tuple[str, ...]] = ()
+    #: arguments of ``builder predict RUN ...`` that show a user how to try the model.
+    predict_example: ClassVar[str] = '"your text here"'
     #: values of ``data.format`` this task reads (besides "auto").
     data_formats: ClassVar[tuple[str, ...]] = ("jsonl",)
 

@@ -1,8 +1,10 @@
 """``builder predict RUN_DIR_OR_BUNDLE "text" ...``: predict with an exported ONNX bundle, torch-free.
 
 Inputs come from the arguments and/or ``--input FILE.jsonl`` (one JSON string or object per
-line, ``-`` for stdin). Output is one JSON object per line on stdout: the input plus the task's
-prediction (for classification ``label``, ``score`` and ``top``). The runtime is imported only
+line, ``-`` for stdin); for question answering, ``--question "..."`` (repeatable) with
+``--context "..."`` or ``--context-file PATH``. Output is one JSON object per line on stdout: the
+input plus the task's prediction (for classification ``label``, ``score`` and ``top``; for
+question answering ``answer``, ``start``, ``end`` and ``score``). The runtime is imported only
 when the command runs, so ``builder --help`` stays fast.
 """
 
@@ -38,13 +40,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="predict with an exported model (ONNX, no torch needed)",
         description="Run an exported ONNX bundle on texts and print one JSON object per line.",
         epilog='examples:\n  builder predict runs/quickstart-20250101-120000 "wake me up at 7"\n'
-               "  builder predict runs/my-run/exports/onnx --input texts.jsonl --variant fp32",
+               "  builder predict runs/my-run/exports/onnx --input texts.jsonl --variant fp32\n"
+               '  builder predict runs/qa-20250101-120000 --question "When does it open?" --context "The shop opens at 9."',
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("path", metavar="RUN_DIR_OR_BUNDLE", help="a run directory or its exports/onnx bundle folder")
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to predict")
     parser.add_argument("--input", "-i", metavar="FILE.jsonl",
                         help='JSONL file, one JSON string or object (e.g. {"text": "..."}) per line; - reads stdin')
+    parser.add_argument("--question", action="append", default=[], metavar="TEXT",
+                        help="question answering: a question about --context or --context-file (repeatable)")
+    context = parser.add_mutually_exclusive_group()
+    context.add_argument("--context", metavar="TEXT", help="question answering: the text the answers are taken from")
+    context.add_argument("--context-file", metavar="PATH", help="question answering: read the context from a UTF-8 text file")
     parser.add_argument("--variant", default="auto", help="model variant: auto (int8 if exported, else fp32), fp32 or int8")
     parser.add_argument("--top-k", type=_positive_int, default=None, metavar="N",
                         help="how many labels with scores to list (default: the recipe's task.top_k)")
@@ -83,13 +91,40 @@ def read_inputs(path: str) -> list[tuple[str, Any]]:
         raise DataError(f"{file}: expected UTF-8 text, got undecodable bytes at offset {exc.start}") from None
 
 
+def read_context(path: str) -> str:
+    """The text of ``--context-file`` (UTF-8)."""
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"{file}: no such file; expected a UTF-8 text file for --context-file")
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{file}: expected UTF-8 text, got undecodable bytes at offset {exc.start}") from None
+
+
+def question_inputs(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """``(source, {"question", "context"})`` for each ``--question``, with the shared context."""
+    has_context = args.context is not None or args.context_file is not None
+    if not args.question:
+        if has_context:
+            raise DataError("--context/--context-file given without --question; expected at least one --question TEXT",
+                            hint=f'builder predict {args.path} --question "..." --context "..."')
+        return []
+    if not has_context:
+        raise DataError("--question given without a context; expected --context TEXT or --context-file PATH",
+                        hint=f'builder predict {args.path} --question "{args.question[0]}" --context "..."')
+    context = args.context if args.context is not None else read_context(args.context_file)
+    return [(f"--question {i}", {"question": q, "context": context}) for i, q in enumerate(args.question, start=1)]
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the bundle, predict every input and print JSON lines; return the exit code."""
     inputs: list[tuple[str, Any]] = [(f"argument {i}", text) for i, text in enumerate(args.texts, start=1)]
+    inputs.extend(question_inputs(args))
     if args.input:
         inputs.extend(read_inputs(args.input))
     if not inputs:
-        raise DataError("no inputs: expected texts after the path or --input FILE.jsonl",
+        raise DataError("no inputs: expected texts after the path or --input FILE.jsonl (for question answering: --question with --context)",
                         hint=f'builder predict {args.path} "some text"')
 
     from assistant_builder.runtime import load_predictor

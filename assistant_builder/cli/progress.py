@@ -28,7 +28,7 @@ class ConsoleProgress(Callback):
     def on_run_start(self, event: RunStarted) -> None:
         self._say(f"run directory: {event.run_dir}")
         self._say(f"{event.task} with the {event.trainer} trainer: {event.train_examples} training / "
-                  f"{event.validation_examples} validation examples, {len(event.labels)} labels")
+                  f"{event.validation_examples} validation examples" + (f", {len(event.labels)} labels" if event.labels else ""))
 
     def on_stage_start(self, event: StageStarted) -> None:
         if event.stage != "train":
@@ -86,5 +86,6 @@ def render_summary(summary: dict[str, Any]) -> str:
                      f"{export['size_bytes'] / 1e6:.1f} MB — {'verified' if export['passed'] else 'FAILED'}")
     lines.append(f"  model (Hugging Face format): {summary['model_dir']}")
     lines.append(f"  report: {summary['run_dir']}/report.md, exports: {summary['run_dir']}/export_report.md")
-    lines.append(f"  try it: builder predict {summary['run_dir']} \"your text here\"")
+    example = summary.get("predict_example", '"your text here"')
+    lines.append(f"  try it: builder predict {summary['run_dir']} {example}")
     return "\n".join(lines)

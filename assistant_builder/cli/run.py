@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant_builder.cli.common import load_registry
-from assistant_builder.engine.distributed import is_main_process
+from assistant_builder.distributed import is_main_process
 from assistant_builder.errors import ConfigError, ConfigIssue
 from assistant_builder.recipe.loader import load_recipe, load_run_recipe
 

@@ -15,11 +15,11 @@ from assistant_builder.basemodels import ALIASES, resolve_base_model
 from assistant_builder.callbacks import Callback, CallbackList, RunEnded, RunStarted, StageStarted
 from assistant_builder.contracts import ExportJob, TrainingJob
 from assistant_builder.engine import rundir
-from assistant_builder.engine.distributed import process_rank
+from assistant_builder.distributed import process_rank
 from assistant_builder.engine.exporting import export_and_verify
 from assistant_builder.engine.metrics_log import MetricsLog
 from assistant_builder.engine.seeding import seed_everything
-from assistant_builder.errors import RunInterrupted
+from assistant_builder.errors import RunInterrupted, TrainingError
 from assistant_builder.inference import run_features
 from assistant_builder.recipe.loader import LoadedRecipe
 from assistant_builder.tokenization import load_tokenizer, pad_token_id
@@ -111,7 +111,11 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
 
         def evaluate(m: Any) -> dict[str, float]:
             _, predictions = predict(m)
-            return task.evaluate(predictions, task_data.validation, task_data.labels).metrics
+            metrics = task.evaluate(predictions, task_data.validation, task_data.labels).metrics
+            if metric not in metrics:
+                raise TrainingError(f"train.metric '{metric}' is not reported by task '{task.name}' on this validation data; "
+                                    f"it reports: {', '.join(metrics)}", hint="choose one of those for train.metric")
+            return metrics
 
         events.on_stage_start(StageStarted("train", f"{trainer.name} trainer"))
         job = TrainingJob(
@@ -159,6 +163,7 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
             "metrics": evaluation.metrics, "best_epoch": outcome.best_epoch, "epochs_run": outcome.epochs_run,
             "stopped_early": outcome.stopped_early, "train_examples_per_second": outcome.examples_per_second,
             "exports": [r.to_dict() for r in export_reports], "model_dir": str(run_dir / "model"),
+            "predict_example": task.predict_example,
         }
         atomic_write_json(run_dir / "summary.json", summary)
         events.on_run_end(RunEnded(run_dir, summary))

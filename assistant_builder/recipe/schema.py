@@ -29,7 +29,7 @@ class ModelSection(Section):
 
 
 class DataSection(Section):
-    train: Path = Field(description="training data file (JSONL or CSV), relative to the recipe")
+    train: Path = Field(description="training data file (format depends on the task: JSONL, CSV, CoNLL, seq.in, SQuAD JSON), relative to the recipe")
     validation: Path | None = Field(None, description="validation file; if absent, validation_split of train is held out")
     validation_split: float = Field(0.1, gt=0.0, lt=0.5, description="fraction held out when no validation file is given")
     split_seed: int = Field(0, ge=0, description="seed of the held-out validation split")

@@ -227,7 +227,8 @@ def run_training(job: TrainingJob, model: torch.nn.Module, learning_rate: float,
             state.epochs_without_improvement += 1
         job.callbacks.on_eval_end(EvalEnded(state.global_step, epoch + 1, metrics, improved))
         state.epoch, state.batch_in_epoch = epoch + 1, 0
-        stopped_early = bool(settings.early_stopping_patience and state.epochs_without_improvement >= settings.early_stopping_patience)
+        stopped_early = bool(settings.early_stopping_patience and state.epochs_without_improvement >= settings.early_stopping_patience
+                             and state.epoch < settings.epochs)
         run.checkpoint()
 
     run.accelerator.wait_for_everyone()

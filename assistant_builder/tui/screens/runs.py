@@ -1,0 +1,91 @@
+"""Runs screen: the project's past runs side by side with their key metrics; Enter opens a run on
+the Evaluate screen, ``a`` follows a running one on the Train screen."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from assistant_builder.tui.messages import RunChosen
+from assistant_builder.tui.project import Project, RunInfo, list_runs
+from assistant_builder.tui.widgets.nav import NavBar
+
+
+def _export_cell(run: RunInfo) -> str:
+    """The deployable variant's figures: int8 if exported, else the first export."""
+    exports = sorted(run.exports, key=lambda e: e.get("variant") != "int8")
+    if not exports:
+        return "–"
+    e = exports[0]
+    return (f"{e.get('exporter')}/{e.get('variant')} {e.get('exported_metric', 0):.3f} "
+            f"{e.get('latency_batch1_ms_p50', 0):.1f}ms {e.get('size_bytes', 0) / 1e6:.0f}MB" + ("" if e.get("passed") else " FAILED"))
+
+
+class RunsScreen(Screen[None]):
+    BINDINGS = [
+        Binding("enter", "open", "evaluate run", id="runs.open"),
+        Binding("a", "attach", "attach to running", id="runs.attach"),
+        Binding("g", "reload", "reload", id="runs.reload"),
+    ]
+
+    def __init__(self, project: Project) -> None:
+        super().__init__(id="runs-screen")
+        self.project = project
+        self.runs: list[RunInfo] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield NavBar("runs", id="nav")
+        yield Static(id="runs-title")
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"runs · {self.project.name}"
+
+    def on_screen_resume(self) -> None:
+        """Runs appear and finish while the app is open: re-read them each time the screen is shown."""
+        self.action_reload()
+
+    def action_reload(self) -> None:
+        self.runs = list_runs(self.project.runs_dir, self.project.name)
+        metric_names: list[str] = []
+        for run in self.runs:
+            for name in ([run.metric] if run.metric else []) + list(run.metrics):
+                if name not in metric_names:
+                    metric_names.append(name)
+        metric_names = metric_names[:4]
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        table.add_columns("run", "status", "trainer", *metric_names, "best/epochs", "ex/s", "export")
+        for run in self.runs:
+            metrics = [f"{run.metrics[n]:.4f}" if n in run.metrics else "–" for n in metric_names]
+            epochs = f"{run.best_epoch if run.best_epoch is not None else '–'}/{run.epochs or '–'}"
+            speed = f"{run.examples_per_second:.0f}" if run.examples_per_second else "–"
+            table.add_row(run.name, run.status, run.trainer, *metrics, epochs, speed, _export_cell(run), key=str(run.path))
+        where = self.project.runs_dir
+        self.query_one("#runs-title", Static).update(
+            f"{len(self.runs)} runs of '{self.project.name}' in {where}" if self.runs else f"No runs of '{self.project.name}' in {where} yet.")
+
+    def _selected(self) -> RunInfo | None:
+        if not self.runs:
+            return None
+        return self.runs[self.query_one(DataTable).cursor_row]
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    def action_open(self) -> None:
+        run = self._selected()
+        if run is not None:
+            self.post_message(RunChosen(run.path, "evaluate"))
+
+    def action_attach(self) -> None:
+        run = self._selected()
+        if run is None or run.status != "running":
+            self.notify("Select a running run to attach to.", severity="warning")
+            return
+        self.post_message(RunChosen(run.path, "attach"))

@@ -1,0 +1,301 @@
+"""The labelling project store: one SQLite file next to the recipe (``<recipe-stem>.labels.sqlite``).
+
+No textual, no torch: the CLI (``builder tui --import/--export``), the TUI and the model-in-the-loop
+worker all use it. One ``LabelStore`` per thread (SQLite connections are not shared across threads);
+WAL mode lets the suggestion worker write while the UI reads and writes.
+
+Tables:
+
+* ``items``: one row per example: ``payload`` (task JSON: ``{"text"}``, ``{"tokens"}`` or
+  ``{"question", "context"}``), ``source``, ``gold`` (JSON label / spans / answers, NULL when
+  unlabelled), ``status`` (``todo``, ``labelled``, ``skipped``, ``review``), ``suggestion`` (a model
+  prediction, JSON) and its ``margin`` (top-1 minus top-2 score: smaller = less certain), ``note``.
+* ``history``: append-only, one row per change a person made (``label``, ``skip``, ``send_back``,
+  ``undo``, ``redo``): item, state before and after, time. Never updated or deleted.
+* ``undo_stack`` + ``meta.undo_top``: positions of the history rows that undo/redo walk. A new
+  decision drops everything above the top (the redo branch), exactly like an editor; the stack is
+  unbounded, so undo is unlimited (and survives restarts).
+
+Durability: every decision is its own transaction, committed before the call returns. In WAL mode
+with ``synchronous=NORMAL`` a commit is an append to the ``-wal`` file (no fsync), so a killed
+process (SIGKILL, crash) never loses a committed decision: the data is in the OS page cache and
+the next open replays the WAL. Only a power cut or kernel crash can drop the last few commits (never
+corrupting the file). ``durable=True`` switches to ``synchronous=FULL`` (an fsync per decision).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from assistant_builder.tui.records import (LABELLED, REVIEW, SKIPPED, STATUSES, STORE_SUFFIX, TODO, Decision, Item, Progress, gold_labels,
+                                           item_key, store_path_for)
+from assistant_builder.tui.records import dump_json as _dump
+from assistant_builder.tui.records import load_json as _load
+
+__all__ = ["LABELLED", "REVIEW", "SKIPPED", "STATUSES", "STORE_SUFFIX", "TODO", "Decision", "Item", "LabelStore", "Progress",
+           "gold_labels", "item_key", "store_path_for"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    payload TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
+    gold TEXT,
+    status TEXT NOT NULL DEFAULT 'todo',
+    suggestion TEXT,
+    margin REAL,
+    note TEXT,
+    updated REAL
+);
+CREATE INDEX IF NOT EXISTS items_status ON items(status);
+CREATE INDEX IF NOT EXISTS items_status_margin ON items(status, margin);
+CREATE TABLE IF NOT EXISTS history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    before_gold TEXT, before_status TEXT,
+    after_gold TEXT, after_status TEXT,
+    time REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS undo_stack (pos INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class LabelStore:
+    """The store at ``path`` (created if missing). Use one instance per thread."""
+
+    def __init__(self, path: str | Path, *, durable: bool = False) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        self.db.executescript(SCHEMA)
+        self._progress: Progress | None = None
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> LabelStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE (take the write lock up front) ... COMMIT, or ROLLBACK on error."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _meta(self, key: str, default: str) -> str:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    @staticmethod
+    def _item(row: tuple[Any, ...] | None) -> Item | None:
+        if row is None:
+            return None
+        id_, payload, source, gold, status, suggestion, margin, note = row
+        return Item(id_, json.loads(payload), source, _load(gold), status, _load(suggestion), margin, note)
+
+    _COLUMNS = "id, payload, source, gold, status, suggestion, margin, note"
+
+    # -- items ----------------------------------------------------------------------------------
+    def add_items(self, rows: Iterable[tuple[dict[str, Any], Any, str, str | None]]) -> tuple[int, int]:
+        """Add ``(payload, gold_or_None, source, given_id)`` rows in one transaction.
+
+        Examples already in the store (same id, else same content) are left as they are, so that a
+        re-import never overwrites a person's decisions. Returns ``(added, already_present)``.
+        """
+        added = seen = 0
+        now = time.time()
+        with self._transaction() as db:
+            for payload, gold, source, given in rows:
+                status = TODO if gold is None else LABELLED
+                cursor = db.execute("INSERT OR IGNORE INTO items(key, payload, source, gold, status, updated) VALUES (?, ?, ?, ?, ?, ?)",
+                                    (item_key(payload, given), _dump(payload), source, _dump(gold), status, now))
+                added += cursor.rowcount
+                seen += 1 - cursor.rowcount
+        self._progress = None
+        return added, seen
+
+    def item(self, item_id: int) -> Item:
+        found = self._item(self.db.execute(f"SELECT {self._COLUMNS} FROM items WHERE id = ?", (item_id,)).fetchone())
+        if found is None:
+            raise KeyError(f"no item {item_id} in {self.path}")
+        return found
+
+    def items(self, status: str | None = None) -> Iterator[Item]:
+        """Every item (of ``status``), in id order."""
+        where, args = ("WHERE status = ?", (status,)) if status else ("", ())
+        for row in self.db.execute(f"SELECT {self._COLUMNS} FROM items {where} ORDER BY id", args):
+            yield self._item(row)  # type: ignore[misc]
+
+    def next_item(self, order: str = "uncertainty") -> Item | None:
+        """The next item to label: items sent back for review first, then ``todo`` items, either in
+        input order or (``order="uncertainty"``) least margin first, items without a suggestion last.
+        Each query is one index lookup (``items_status`` / ``items_status_margin``)."""
+        queries = [f"SELECT {self._COLUMNS} FROM items WHERE status = 'review' ORDER BY id LIMIT 1"]
+        if order == "uncertainty":
+            queries.append(f"SELECT {self._COLUMNS} FROM items WHERE status = 'todo' AND margin IS NOT NULL ORDER BY margin, id LIMIT 1")
+        queries.append(f"SELECT {self._COLUMNS} FROM items WHERE status = 'todo' ORDER BY id LIMIT 1")
+        for query in queries:
+            found = self._item(self.db.execute(query).fetchone())
+            if found is not None:
+                return found
+        return None
+
+    # -- decisions --------------------------------------------------------------------------------
+    def _change(self, db: sqlite3.Connection, item_id: int, gold: Any, status: str, kind: str, note: str | None = None,
+                suggestion: Any = ..., payload: Any = ...) -> Decision:
+        row = db.execute("SELECT gold, status FROM items WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no item {item_id} in {self.path}")
+        before_gold, before_status = row
+        after_gold = _dump(gold)
+        now = time.time()
+        sets, args = ["gold = ?", "status = ?", "updated = ?"], [after_gold, status, now]
+        if note is not None:
+            sets.append("note = ?")
+            args.append(note or None)
+        if suggestion is not ...:
+            sets.append("suggestion = ?")
+            args.append(_dump(suggestion))
+        db.execute(f"UPDATE items SET {', '.join(sets)} WHERE id = ?", (*args, item_id))
+        seq = db.execute("INSERT INTO history(item_id, kind, before_gold, before_status, after_gold, after_status, time) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)", (item_id, kind, before_gold, before_status, after_gold, status, now)).lastrowid
+        if self._progress is not None:
+            self._count(before_status, _load(before_gold), -1)
+            self._count(status, gold, +1)
+        return Decision(seq, item_id, kind, _load(before_gold), before_status, gold, status)  # type: ignore[arg-type]
+
+    def _push(self, db: sqlite3.Connection, seq: int) -> None:
+        top = int(self._meta("undo_top", "0"))
+        db.execute("DELETE FROM undo_stack WHERE pos > ?", (top,))
+        db.execute("INSERT INTO undo_stack(pos, seq) VALUES (?, ?)", (top + 1, seq))
+        self._set_meta("undo_top", str(top + 1))
+
+    def decide(self, item_id: int, gold: Any, kind: str = "label") -> Decision:
+        """Record a label (``gold``) for an item; committed before this returns."""
+        with self._transaction() as db:
+            decision = self._change(db, item_id, gold, LABELLED, kind)
+            self._push(db, decision.seq)
+        return decision
+
+    def skip(self, item_id: int) -> Decision:
+        """Take an item out of the queue without labelling it (undoable)."""
+        with self._transaction() as db:
+            current = db.execute("SELECT gold FROM items WHERE id = ?", (item_id,)).fetchone()
+            decision = self._change(db, item_id, _load(current[0]) if current else None, SKIPPED, "skip")
+            self._push(db, decision.seq)
+        return decision
+
+    def send_back(self, payload: dict[str, Any], gold: Any, suggestion: dict[str, Any] | None, note: str, source: str) -> Decision:
+        """Put an example (e.g. a validation error) at the head of the queue, marked for review, with
+        its current ``gold`` and the model's ``suggestion`` shown. Adds the item if it is new."""
+        with self._transaction() as db:
+            key = item_key(payload)
+            db.execute("INSERT OR IGNORE INTO items(key, payload, source, gold, status, updated) VALUES (?, ?, ?, NULL, ?, ?)",
+                       (key, _dump(payload), source, TODO, time.time()))
+            if self._progress is not None and db.execute("SELECT changes()").fetchone()[0]:
+                self._progress.total += 1
+                self._progress.by_status[TODO] += 1
+            item_id = db.execute("SELECT id FROM items WHERE key = ?", (key,)).fetchone()[0]
+            decision = self._change(db, item_id, gold, REVIEW, "send_back", note=note, suggestion=suggestion)
+            self._push(db, decision.seq)
+        return decision
+
+    def undo(self) -> Decision | None:
+        """Revert the newest decision not yet undone; returns the new history row, or None."""
+        with self._transaction() as db:
+            top = int(self._meta("undo_top", "0"))
+            row = db.execute("SELECT h.item_id, h.before_gold, h.before_status FROM undo_stack s JOIN history h ON h.seq = s.seq "
+                             "WHERE s.pos = ?", (top,)).fetchone()
+            if row is None:
+                return None
+            decision = self._change(db, row[0], _load(row[1]), row[2], "undo")
+            self._set_meta("undo_top", str(top - 1))
+        return decision
+
+    def redo(self) -> Decision | None:
+        """Re-apply the newest undone decision (until a new decision discards the redo branch)."""
+        with self._transaction() as db:
+            top = int(self._meta("undo_top", "0"))
+            row = db.execute("SELECT h.item_id, h.after_gold, h.after_status FROM undo_stack s JOIN history h ON h.seq = s.seq "
+                             "WHERE s.pos = ?", (top + 1,)).fetchone()
+            if row is None:
+                return None
+            decision = self._change(db, row[0], _load(row[1]), row[2], "redo")
+            self._set_meta("undo_top", str(top + 1))
+        return decision
+
+    def history(self, limit: int = 50) -> list[Decision]:
+        """The newest ``limit`` history rows, newest first."""
+        rows = self.db.execute("SELECT seq, item_id, kind, before_gold, before_status, after_gold, after_status FROM history "
+                               "ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
+        return [Decision(s, i, k, _load(bg), bs, _load(ag), as_) for s, i, k, bg, bs, ag, as_ in rows]
+
+    # -- suggestions ----------------------------------------------------------------------------
+    def unlabelled_ids(self, without_suggestion: bool = False) -> list[int]:
+        """Ids of ``todo``/``review`` items (optionally only those without a suggestion yet)."""
+        extra = " AND suggestion IS NULL" if without_suggestion else ""
+        return [r[0] for r in self.db.execute(f"SELECT id FROM items WHERE status IN ('todo', 'review'){extra} ORDER BY id")]
+
+    def set_suggestions(self, rows: Iterable[tuple[int, dict[str, Any], float | None]]) -> int:
+        """Store model predictions ``(item_id, suggestion, margin)`` in one transaction (not decisions:
+        they are not in the history and do not touch gold labels)."""
+        with self._transaction() as db:
+            cursor = db.executemany("UPDATE items SET suggestion = ?, margin = ? WHERE id = ?",
+                                    ((_dump(s), m, i) for i, s, m in rows))
+        return cursor.rowcount
+
+    # -- labels and progress ---------------------------------------------------------------------
+    def labels(self) -> list[str]:
+        """The label set saved with the store (``set_labels``), else every label used in gold data."""
+        saved = self._meta("labels", "")
+        if saved:
+            return json.loads(saved)
+        return sorted(self.progress().per_label)
+
+    def set_labels(self, labels: list[str]) -> None:
+        with self._transaction():
+            self._set_meta("labels", json.dumps(list(labels)))
+
+    def _count(self, status: str, gold: Any, delta: int) -> None:
+        assert self._progress is not None
+        self._progress.by_status[status] += delta
+        if status == LABELLED:
+            for label in gold_labels(gold):
+                self._progress.per_label[label] += delta
+
+    def progress(self) -> Progress:
+        """Counts by status and per label. Computed once, then kept current by this instance's writes."""
+        if self._progress is None:
+            progress = Progress()
+            for status, count in self.db.execute("SELECT status, count(*) FROM items GROUP BY status"):
+                progress.by_status[status] = count
+                progress.total += count
+            self._progress = progress
+            for gold, count in self.db.execute("SELECT gold, count(*) FROM items WHERE status = 'labelled' GROUP BY gold"):
+                for label in gold_labels(_load(gold)):
+                    progress.per_label[label] += count
+        return Progress(self._progress.total, Counter(self._progress.by_status), Counter(self._progress.per_label))

@@ -1,0 +1,52 @@
+"""The example being labelled: its text (or question), current label, the model's suggestion with
+its score, and why it is in the queue (e.g. sent back from an evaluation). For span tasks the
+words themselves are in the ``SpanEditor`` below this view."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from textual.widgets import Static
+
+from assistant_builder.tui.store import Item
+
+
+def _summary(kind: str, value: Any) -> str:
+    """A gold value or suggestion in one line."""
+    if kind == "text_class":
+        return escape(str(value.get("label") if isinstance(value, dict) else value))
+    if kind == "token_spans":
+        if isinstance(value, dict):  # an NER prediction
+            entities = value.get("entities") or []
+            return escape(", ".join(f"{e.get('text')} ({e.get('label')} {float(e.get('score', 0)):.2f})" for e in entities) or "no entities")
+        return f"{len(value)} span{'s' if len(value) != 1 else ''}"
+    if isinstance(value, dict) and "answers" in value:
+        return escape(repr(value["answers"][0]["text"])) if value["answers"] else "unanswerable"
+    return escape(repr(value.get("answer"))) + f" ({float(value.get('score', 0)):.2f})" if value.get("answer") else "unanswerable"
+
+
+class ItemView(Static):
+    """Shows one ``Item``; ``item`` is None when the queue is empty."""
+
+    def show(self, item: Item | None, kind: str = "text_class") -> None:
+        if item is None:
+            self.update("[b]Queue empty.[/b] Every item is labelled or skipped.\n\n"
+                        "Train on what you labelled (F2), or undo (u) to revisit the last decision.")
+            return
+        lines = [f"[dim]#{item.id} · {escape(item.source)} · {item.status}[/dim]", ""]
+        if kind == "text_class":
+            lines += [f"[b]{escape(str(item.payload.get('text', item.payload)))}[/b]", ""]
+        elif kind == "answer_span":
+            lines += [f"[b]Q: {escape(item.payload['question'])}[/b]", ""]
+        if item.gold is not None:
+            lines.append(f"current label: [b]{_summary(kind, item.gold)}[/b]")
+        if item.suggestion:
+            lines.append(f"model suggests: [b $accent]{_summary(kind, item.suggestion)}[/]")
+            top = item.suggestion.get("top") if kind == "text_class" else None
+            if top:
+                lines[-1] += f" ({float(item.suggestion.get('score', 0)):.2f})  [dim]" + ", ".join(
+                    f"{escape(str(t.get('label')))} {float(t.get('score', 0)):.2f}" for t in top[:3]) + "[/dim]"
+        if item.note:
+            lines.append(f"[$warning]{escape(item.note)}[/]")
+        self.update("\n".join(lines))

@@ -1,0 +1,94 @@
+"""Start/end logits of every window of a question -> one answer span in the context.
+
+For each window the ``n_best`` highest start and end logits among *context* tokens are paired
+(end >= start, at most ``max_answer_length`` tokens); a span scores ``start_logit + end_logit``
+(the SQuAD reference post-processing), and the best span over all windows wins. ``score`` in the
+prediction is that span's softmax probability among the n-best candidates of the question (and
+the null answer, when unanswerable questions are on), so it lies in [0, 1].
+
+The null answer (``""``) is the first token (CLS) as both start and end; its score is the lowest
+CLS score over the question's windows. It is predicted, when allowed, if it beats the best span
+by more than ``null_threshold``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from assistant_builder.contracts import Feature
+
+
+@dataclass(frozen=True)
+class Span:
+    """A candidate answer: character offsets in the context and its logit score."""
+
+    start: int
+    end: int
+    score: float
+
+
+def window_candidates(start_logits: np.ndarray, end_logits: np.ndarray, offsets: Sequence[Any], n_best: int,
+                      max_answer_length: int) -> list[Span]:
+    """Valid spans of one window: context tokens only, end >= start, at most ``max_answer_length`` tokens."""
+    context = np.array([o is not None for o in offsets[: len(start_logits)]], dtype=bool)
+    if not context.any():
+        return []
+    starts = _top_context(start_logits, context, n_best)
+    ends = _top_context(end_logits, context, n_best)
+    spans = []
+    for i in starts:
+        for j in ends:
+            if i <= j < i + max_answer_length:
+                spans.append(Span(offsets[i][0], offsets[j][1], float(start_logits[i]) + float(end_logits[j])))
+    if not spans:  # no pair among the n best fits: fall back to the best single token
+        scores = np.where(context, start_logits.astype(np.float64) + end_logits.astype(np.float64), -np.inf)
+        k = int(np.argmax(scores))
+        spans.append(Span(offsets[k][0], offsets[k][1], float(scores[k])))
+    return spans
+
+
+def _top_context(logits: np.ndarray, context: np.ndarray, n: int) -> list[int]:
+    masked = np.where(context, logits.astype(np.float64), -np.inf)
+    order = np.argsort(-masked, kind="stable")[:n]
+    return [int(i) for i in order if context[i]]
+
+
+def decode_example(feature_rows: Sequence[tuple[Feature, np.ndarray, np.ndarray]], context: str, n_best: int,
+                   max_answer_length: int, allow_null: bool, null_threshold: float) -> dict[str, Any]:
+    """The prediction for one question from its windows ``(feature, start_logits, end_logits)``."""
+    best: dict[tuple[int, int], float] = {}
+    null_score = np.inf
+    for feature, start_logits, end_logits in feature_rows:
+        null_score = min(null_score, float(start_logits[0]) + float(end_logits[0]))
+        for span in window_candidates(start_logits, end_logits, feature["offsets"], n_best, max_answer_length):
+            key = (span.start, span.end)
+            if span.score > best.get(key, -np.inf):
+                best[key] = span.score
+    ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:n_best]
+    scores = [score for _, score in ranked] + ([null_score] if allow_null and np.isfinite(null_score) else [])
+    probabilities = _softmax(np.array(scores, dtype=np.float64)) if scores else np.zeros(0)
+    if allow_null and (not ranked or null_score - ranked[0][1] > null_threshold):
+        return {"answer": "", "start": None, "end": None, "score": float(probabilities[-1]) if len(probabilities) else 1.0}
+    if not ranked:
+        return {"answer": "", "start": None, "end": None, "score": 0.0}
+    (start, end), _ = ranked[0]
+    return {"answer": context[start:end], "start": start, "end": end, "score": float(probabilities[0])}
+
+
+def _softmax(values: np.ndarray) -> np.ndarray:
+    exp = np.exp(values - values.max())
+    return exp / exp.sum()
+
+
+def decode_all(start_logits: Sequence[np.ndarray], end_logits: Sequence[np.ndarray], features: Sequence[Feature],
+               contexts: Sequence[str], n_best: int, max_answer_length: int, allow_null: bool,
+               null_threshold: float) -> list[dict[str, Any]]:
+    """One prediction per context (question), from per-feature logits aligned with ``features``."""
+    rows: list[list[tuple[Feature, np.ndarray, np.ndarray]]] = [[] for _ in contexts]
+    for feature, start, end in zip(features, start_logits, end_logits):
+        rows[feature["example_index"]].append((feature, np.asarray(start), np.asarray(end)))
+    return [decode_example(r, c, n_best, max_answer_length, allow_null, null_threshold) for r, c in zip(rows, contexts)]

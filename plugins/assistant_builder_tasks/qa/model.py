@@ -1,0 +1,94 @@
+"""The extractive QA model: a pretrained encoder and a linear layer giving start and end logits per token.
+
+The same head as Hugging Face's ``*ForQuestionAnswering``. The loss is the mean of the
+cross-entropies of the start and end positions; padding is masked out of the loss only (the
+decoder trims padding itself), so the exported graph stays a plain encoder + linear layer.
+This module imports torch and is only imported when a model is built or loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+HEAD_FILE = "qa_head.safetensors"
+HEAD_CONFIG = "qa_head.json"
+
+
+class QuestionAnswerer(nn.Module):
+    """Encoder + ``Linear(hidden, 2)``. ``forward`` returns ``{"start_logits", "end_logits", ["loss"]}``."""
+
+    head_modules = ("qa_outputs",)
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.qa_outputs = nn.Linear(encoder.config.hidden_size, 2)
+        nn.init.normal_(self.qa_outputs.weight, std=0.02)
+        nn.init.zeros_(self.qa_outputs.bias)
+
+    @property
+    def config(self) -> Any:
+        return self.encoder.config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                start_positions: torch.Tensor | None = None, end_positions: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None and getattr(self.encoder.config, "type_vocab_size", 0) > 0:
+            kwargs["token_type_ids"] = token_type_ids
+        hidden = self.encoder(**kwargs).last_hidden_state
+        logits = self.qa_outputs(hidden)
+        start_logits, end_logits = logits[..., 0].contiguous(), logits[..., 1].contiguous()
+        output = {"start_logits": start_logits, "end_logits": end_logits}
+        if start_positions is not None and end_positions is not None:
+            padding = attention_mask == 0
+            start = start_logits.float().masked_fill(padding, -1e4)
+            end = end_logits.float().masked_fill(padding, -1e4)
+            output["loss"] = (F.cross_entropy(start, start_positions) + F.cross_entropy(end, end_positions)) / 2
+        return output
+
+    def save_pretrained(self, directory: Path) -> None:
+        """Save the encoder in Hugging Face format plus the head (safetensors) and its config."""
+        from safetensors.torch import save_file
+
+        from assistant_builder.atomic import atomic_path, atomic_write_json
+
+        directory = Path(directory)
+        self.encoder.save_pretrained(directory)
+        with atomic_path(directory / HEAD_FILE) as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.qa_outputs.state_dict().items()}, str(tmp))
+        atomic_write_json(directory / HEAD_CONFIG, {"hidden_size": self.encoder.config.hidden_size, "outputs": ["start_logits", "end_logits"]})
+
+
+def _load_encoder(directory: Path) -> nn.Module:
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        model_type = json.loads((Path(directory) / "config.json").read_text()).get("model_type", "")
+    except (OSError, ValueError):
+        model_type = ""
+    if model_type in {"bert", "roberta", "xlm-roberta", "camembert"}:
+        return AutoModel.from_pretrained(str(directory), add_pooling_layer=False)
+    return AutoModel.from_pretrained(str(directory))
+
+
+def build_question_answerer(base_model: Path) -> QuestionAnswerer:
+    """Load the encoder from ``base_model`` and put a fresh start/end head on it."""
+    return QuestionAnswerer(_load_encoder(base_model))
+
+
+def load_question_answerer(directory: Path) -> QuestionAnswerer:
+    """Load a model saved by ``QuestionAnswerer.save_pretrained`` (eval mode, CPU)."""
+    from safetensors.torch import load_file
+
+    model = QuestionAnswerer(_load_encoder(directory))
+    model.qa_outputs.load_state_dict(load_file(str(Path(directory) / HEAD_FILE)))
+    return model.eval()

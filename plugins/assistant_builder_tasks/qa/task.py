@@ -1,0 +1,110 @@
+"""Extractive question answering: find the answer to a question as a span of a given context.
+
+Reads SQuAD v1.1/v2.0 JSON or JSONL; long contexts are split into overlapping windows
+(``encoding.py``); the model predicts start and end logits per token (``model.py``); the decoder
+picks the best span over all windows (``decoding.py``); metrics are the official SQuAD EM and F1
+(``metrics.py``). Torch-free at import time: ``encode``, ``decode``, ``evaluate`` and
+``parse_input`` run in the ONNX runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from assistant_builder.batching import pad_batch
+from assistant_builder.contracts import ComponentOptions, Evaluation, Feature, FeatureOutputs, Task, TaskData
+from assistant_builder.errors import DataError
+from assistant_builder_tasks.qa.data import QAExample, load_split
+from assistant_builder_tasks.qa.decoding import decode_all
+from assistant_builder_tasks.qa.encoding import encode_examples
+from assistant_builder_tasks.qa.metrics import METRIC_NAMES, evaluate_answers, normalize_answer
+
+TARGETS = ("start_positions", "end_positions")
+
+
+class QAOptions(ComponentOptions):
+    allow_unanswerable: bool = Field(False, description="accept questions without an answer (SQuAD v2.0 is_impossible / empty answers) "
+                                                        "and let the model answer \"\" (no answer)")
+    stride: int = Field(128, ge=0, description="tokens shared by consecutive windows of a long context (capped at half a window)")
+    n_best: int = Field(20, ge=1, le=200, description="start and end candidates per window considered when decoding")
+    max_answer_length: int = Field(30, ge=1, description="longest answer, in tokens")
+    null_threshold: float = Field(0.0, description="with allow_unanswerable: answer \"\" when the no-answer score beats the best span "
+                                                   "by more than this (raise it to answer more often)")
+
+
+class QATask(Task):
+    """Answer a question with a span of the context it comes with (SQuAD-style)."""
+
+    predict_example = '--question "when does the pharmacy open?" --context "The pharmacy opens at 9 am."'
+
+    name = "qa"
+    description = "extractive question answering (answer = a span of the given context; SQuAD v1.1/v2.0)"
+    Options = QAOptions
+    labelling_kind = "answer_span"
+    primary_metric = "f1"
+    metric_names = METRIC_NAMES
+    output_names = ("start_logits", "end_logits")
+    sequence_outputs = ("start_logits", "end_logits")
+    data_formats = ("squad", "jsonl")
+
+    def load_data(self, data: Any, options: QAOptions) -> TaskData:  # type: ignore[override]
+        train, validation, sources = load_split(data, options.allow_unanswerable)
+        return TaskData(train, validation, [], sources)
+
+    def encode(self, examples: Sequence[QAExample], tokenizer: Any, labels: Sequence[str],
+               options: QAOptions, max_length: int) -> list[Feature]:  # type: ignore[override]
+        return encode_examples(examples, tokenizer, max_length, options.stride)
+
+    def build_model(self, base_model: Path, labels: Sequence[str], options: QAOptions,
+                    train_features: Sequence[Feature] | None = None) -> Any:  # type: ignore[override]
+        from assistant_builder_tasks.qa.model import build_question_answerer
+
+        return build_question_answerer(base_model)
+
+    def save_model(self, model: Any, directory: Path, labels: Sequence[str]) -> None:
+        model.save_pretrained(directory)
+
+    def load_model(self, directory: Path) -> Any:
+        """Load a model saved by ``save_model``."""
+        from assistant_builder_tasks.qa.model import load_question_answerer
+
+        return load_question_answerer(directory)
+
+    def collate(self, features: Sequence[Feature], pad_token_id: int) -> dict[str, Any]:
+        import torch
+
+        has_targets = all(key in f for f in features for key in TARGETS)
+        batch = pad_batch(features, pad_token_id, TARGETS if has_targets else ())
+        return {key: torch.from_numpy(value) for key, value in batch.items()}
+
+    def decode(self, outputs: FeatureOutputs, features: Sequence[Feature], examples: Sequence[QAExample],
+               labels: Sequence[str], options: QAOptions) -> list[dict[str, Any]]:  # type: ignore[override]
+        return decode_all(outputs["start_logits"], outputs["end_logits"], features, [e.context for e in examples],
+                          options.n_best, options.max_answer_length, options.allow_unanswerable, options.null_threshold)
+
+    def evaluate(self, predictions: Sequence[dict[str, Any]], examples: Sequence[QAExample],
+                 labels: Sequence[str]) -> Evaluation:  # type: ignore[override]
+        golds = [[a.text for a in e.answers or ()] for e in examples]
+        return evaluate_answers([p["answer"] for p in predictions], golds, [e.question for e in examples],
+                                [e.id for e in examples], [p["score"] for p in predictions])
+
+    def prediction_key(self, prediction: dict[str, Any]) -> Any:
+        return normalize_answer(prediction["answer"])
+
+    def parse_input(self, raw: Any) -> QAExample:
+        if not isinstance(raw, dict):
+            raise DataError(f'expected an object with "question" and "context" strings, got {raw!r}',
+                            hint='e.g. {"question": "When does the shop open?", "context": "The shop opens at 9."}')
+        for name in ("question", "context"):
+            value = raw.get(name)
+            if value is None:
+                raise DataError(f"missing field '{name}'; expected an object with \"question\" and \"context\" strings, "
+                                f"got keys: {', '.join(sorted(map(str, raw))) or 'none'}")
+            if not isinstance(value, str) or not value.strip():
+                raise DataError(f"field '{name}' must be a non-empty string, got {value!r}")
+        qid = raw.get("id")
+        return QAExample(raw["question"].strip(), raw["context"], None, str(qid) if qid is not None else None)
