@@ -17,20 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from assistant_builder.cli.argtypes import positive_int
 from assistant_builder.errors import DataError
 
 #: examples encoded and run together; output is written after each chunk.
 CHUNK = 1024
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return number
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -54,9 +47,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     context.add_argument("--context", metavar="TEXT", help="question answering: the text the answers are taken from")
     context.add_argument("--context-file", metavar="PATH", help="question answering: read the context from a UTF-8 text file")
     parser.add_argument("--variant", default="auto", help="model variant: auto (int8 if exported, else fp32), fp32 or int8")
-    parser.add_argument("--top-k", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--top-k", type=positive_int, default=None, metavar="N",
                         help="how many labels with scores to list (default: the recipe's task.top_k)")
-    parser.add_argument("--batch-size", type=_positive_int, default=32, metavar="N", help="examples per model call (default 32)")
+    parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="examples per model call (default 32)")
     parser.set_defaults(handler=run, trailing_positionals="texts")
     return parser
 

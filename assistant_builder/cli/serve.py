@@ -11,17 +11,10 @@ import argparse
 import os
 from typing import Any
 
+from assistant_builder.cli.argtypes import positive_int
 from assistant_builder.errors import BuilderError
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return number
 
 
 def _port(value: str) -> int:
@@ -69,25 +62,25 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("path", metavar="RUN_DIR_OR_BUNDLE", help="a run directory or its exports/onnx bundle folder")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=_port, default=8000, help="port to bind (default 8000)")
-    parser.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+    parser.add_argument("--workers", type=positive_int, default=1, metavar="N",
                         help="worker processes, each loading its own model (default 1)")
     parser.add_argument("--variant", default="auto", help="model variant: auto (int8 if exported, else fp32), fp32 or int8")
     parser.add_argument("--token", default=None,
                         help="bearer token required on every route but /health (default: $ASSISTANT_BUILDER_TOKEN, which is "
                              "safer: command lines are visible to other users; none)")
-    parser.add_argument("--max-batch", type=_positive_int, default=64, metavar="N",
+    parser.add_argument("--max-batch", type=positive_int, default=64, metavar="N",
                         help="most inputs per request, and per micro-batch (default 64)")
-    parser.add_argument("--max-text-chars", type=_positive_int, default=2000, metavar="N",
+    parser.add_argument("--max-text-chars", type=positive_int, default=2000, metavar="N",
                         help="longest text (each string field of an input) in characters (default 2000)")
     parser.add_argument("--max-body-bytes", type=_size, default="1MB", metavar="SIZE",
                         help="largest request body, e.g. 1MB, 512KiB, 65536 (default 1MB)")
-    parser.add_argument("--queue-size", type=_positive_int, default=256, metavar="N",
+    parser.add_argument("--queue-size", type=positive_int, default=256, metavar="N",
                         help="prediction requests allowed to wait for the model; more get 503 + Retry-After (default 256)")
     parser.add_argument("--micro-batch-ms", type=_milliseconds, default=0.0, metavar="MS",
                         help="collect concurrent requests for up to MS ms into one model call (default 0: off)")
-    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="concurrent model calls per worker (default: cores / workers)")
-    parser.add_argument("--graceful-timeout", type=_positive_int, default=30, metavar="SECONDS",
+    parser.add_argument("--graceful-timeout", type=positive_int, default=30, metavar="SECONDS",
                         help="on Ctrl+C/SIGTERM, how long in-flight requests may take to finish (default 30)")
     parser.set_defaults(handler=run)
     return parser

@@ -12,7 +12,6 @@ disk) is skipped in favour of the previous one.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import random
 import shutil
@@ -23,18 +22,13 @@ from typing import Any
 import torch
 
 from assistant_builder.atomic import atomic_path, atomic_write_json
+from assistant_builder.engine.rundir import file_sha256
 from assistant_builder.errors import TrainingError
 
 STATE_FILE = "state.json"
 FILES = ("model.safetensors", "optimizer.pt", "rng.pt")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _dedupe_shared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -91,7 +85,7 @@ def write_checkpoint(directory: Path, model: torch.nn.Module, optimizer: Any, sc
         with atomic_path(directory / "rng.pt") as tmp:
             torch.save({"torch": torch.get_rng_state(), "python": random.getstate(),
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}, tmp)
-        hashes = {name: _sha256(directory / name) for name in FILES}
+        hashes = {name: file_sha256(directory / name) for name in FILES}
         atomic_write_json(directory / STATE_FILE, {**state, "files": hashes})
 
 
@@ -101,7 +95,7 @@ def write_best(checkpoint_dir: Path, model: torch.nn.Module, epoch: int, metrics
     best.mkdir(parents=True, exist_ok=True)
     with _disk_errors("writing the best model", best):
         save_weights(model, best / "model.safetensors")
-        atomic_write_json(best / "best.json", {"epoch": epoch, "metrics": metrics, "sha256": _sha256(best / "model.safetensors")})
+        atomic_write_json(best / "best.json", {"epoch": epoch, "metrics": metrics, "sha256": file_sha256(best / "model.safetensors")})
 
 
 def prune(checkpoint_dir: Path, keep: int) -> None:
@@ -115,7 +109,7 @@ def is_intact(directory: Path) -> bool:
     """True if ``directory`` has a state file and every listed file matches its hash."""
     try:
         state = json.loads((directory / STATE_FILE).read_text())
-        return all(_sha256(directory / name) == digest for name, digest in state["files"].items())
+        return all(file_sha256(directory / name) == digest for name, digest in state["files"].items())
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
