@@ -7,13 +7,14 @@ This module imports torch and is only imported when a model is built or loaded.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from assistant_builder_tasks._encoder import load_encoder, load_head, read_head_config, save_encoder_and_head
 
 HEAD_FILE = "classification_head.safetensors"
 HEAD_CONFIG = "classification_head.json"
@@ -62,47 +63,19 @@ class SequenceClassifier(nn.Module):
 
     def save_pretrained(self, directory: Path, labels: list[str]) -> None:
         """Save the encoder in Hugging Face format plus the head (safetensors) and its config."""
-        from safetensors.torch import save_file
-
-        from assistant_builder.atomic import atomic_path, atomic_write_json
-
-        directory = Path(directory)
-        config = self.encoder.config
-        config.id2label = dict(enumerate(labels))
-        config.label2id = {label: i for i, label in enumerate(labels)}
-        self.encoder.save_pretrained(directory)
-        with atomic_path(directory / HEAD_FILE) as tmp:
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.classifier.state_dict().items()}, str(tmp))
-        atomic_write_json(directory / HEAD_CONFIG, {"pooling": self.pooling, "labels": list(labels), "num_labels": len(labels)})
+        save_encoder_and_head(self.encoder, self.classifier, directory, HEAD_FILE, HEAD_CONFIG,
+                              {"pooling": self.pooling, "labels": list(labels), "num_labels": len(labels)}, list(labels))
 
 
 def build_classifier(base_model: Path, num_labels: int, pooling: str, dropout: float,
                      class_weights: list[float] | None, label_smoothing: float) -> SequenceClassifier:
     """Load the encoder from ``base_model`` and put a fresh head on it."""
-    from transformers import AutoModel
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    encoder = AutoModel.from_pretrained(str(base_model), add_pooling_layer=False) if _is_bert_like(base_model) else AutoModel.from_pretrained(str(base_model))
-    return SequenceClassifier(encoder, num_labels, pooling, dropout, class_weights, label_smoothing)
+    return SequenceClassifier(load_encoder(base_model), num_labels, pooling, dropout, class_weights, label_smoothing)
 
 
 def load_classifier(directory: Path) -> SequenceClassifier:
     """Load a classifier saved by ``SequenceClassifier.save_pretrained``."""
-    from safetensors.torch import load_file
-    from transformers import AutoModel
-
-    head = json.loads((Path(directory) / HEAD_CONFIG).read_text())
-    encoder = AutoModel.from_pretrained(str(directory), add_pooling_layer=False) if _is_bert_like(directory) else AutoModel.from_pretrained(str(directory))
-    model = SequenceClassifier(encoder, head["num_labels"], head["pooling"], 0.0)
-    model.classifier.load_state_dict(load_file(str(Path(directory) / HEAD_FILE)))
+    head = read_head_config(directory, HEAD_CONFIG)
+    model = SequenceClassifier(load_encoder(directory), head["num_labels"], head["pooling"], 0.0)
+    load_head(model.classifier, directory, HEAD_FILE)
     return model.eval()
-
-
-def _is_bert_like(directory: Path) -> bool:
-    try:
-        model_type = json.loads((Path(directory) / "config.json").read_text()).get("model_type", "")
-    except (OSError, ValueError):
-        return False
-    return model_type in {"bert", "roberta", "xlm-roberta", "camembert"}

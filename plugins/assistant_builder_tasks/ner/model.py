@@ -5,13 +5,14 @@ This module imports torch and is only imported when a model is built or loaded.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from assistant_builder_tasks._encoder import load_encoder, load_head, read_head_config, save_encoder_and_head
 
 HEAD_FILE = "token_classification_head.safetensors"
 HEAD_CONFIG = "token_classification_head.json"
@@ -51,50 +52,18 @@ class TokenClassifier(nn.Module):
 
     def save_pretrained(self, directory: Path, labels: list[str]) -> None:
         """Save the encoder in Hugging Face format plus the head (safetensors) and its config."""
-        from safetensors.torch import save_file
-
-        from assistant_builder.atomic import atomic_path, atomic_write_json
-
-        directory = Path(directory)
-        config = self.encoder.config
-        config.id2label = dict(enumerate(labels))
-        config.label2id = {label: i for i, label in enumerate(labels)}
-        self.encoder.save_pretrained(directory)
-        with atomic_path(directory / HEAD_FILE) as tmp:
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.classifier.state_dict().items()}, str(tmp))
-        atomic_write_json(directory / HEAD_CONFIG, {"labels": list(labels), "num_labels": len(labels)})
-
-
-def _is_bert_like(directory: Path) -> bool:
-    """Whether the encoder has an optional pooler to leave out (BERT and its relatives)."""
-    try:
-        model_type = json.loads((Path(directory) / "config.json").read_text()).get("model_type", "")
-    except (OSError, ValueError):
-        return False
-    return model_type in {"bert", "roberta", "xlm-roberta", "camembert"}
-
-
-def _load_encoder(directory: Path) -> nn.Module:
-    from transformers import AutoModel
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    if _is_bert_like(directory):
-        return AutoModel.from_pretrained(str(directory), add_pooling_layer=False)
-    return AutoModel.from_pretrained(str(directory))
+        save_encoder_and_head(self.encoder, self.classifier, directory, HEAD_FILE, HEAD_CONFIG,
+                              {"labels": list(labels), "num_labels": len(labels)}, list(labels))
 
 
 def build_token_classifier(base_model: Path, num_labels: int, dropout: float) -> TokenClassifier:
     """Load the encoder from ``base_model`` and put a fresh token classification head on it."""
-    return TokenClassifier(_load_encoder(base_model), num_labels, dropout)
+    return TokenClassifier(load_encoder(base_model), num_labels, dropout)
 
 
 def load_token_classifier(directory: Path) -> TokenClassifier:
     """Load a model saved by ``TokenClassifier.save_pretrained`` (eval mode)."""
-    from safetensors.torch import load_file
-
-    head = json.loads((Path(directory) / HEAD_CONFIG).read_text())
-    model = TokenClassifier(_load_encoder(Path(directory)), head["num_labels"], 0.0)
-    model.classifier.load_state_dict(load_file(str(Path(directory) / HEAD_FILE)))
+    head = read_head_config(directory, HEAD_CONFIG)
+    model = TokenClassifier(load_encoder(Path(directory)), head["num_labels"], 0.0)
+    load_head(model.classifier, directory, HEAD_FILE)
     return model.eval()

@@ -8,13 +8,14 @@ This module imports torch and is only imported when a model is built or loaded.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from assistant_builder_tasks._encoder import load_encoder, load_head, save_encoder_and_head
 
 HEAD_FILE = "qa_head.safetensors"
 HEAD_CONFIG = "qa_head.json"
@@ -54,41 +55,17 @@ class QuestionAnswerer(nn.Module):
 
     def save_pretrained(self, directory: Path) -> None:
         """Save the encoder in Hugging Face format plus the head (safetensors) and its config."""
-        from safetensors.torch import save_file
-
-        from assistant_builder.atomic import atomic_path, atomic_write_json
-
-        directory = Path(directory)
-        self.encoder.save_pretrained(directory)
-        with atomic_path(directory / HEAD_FILE) as tmp:
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.qa_outputs.state_dict().items()}, str(tmp))
-        atomic_write_json(directory / HEAD_CONFIG, {"hidden_size": self.encoder.config.hidden_size, "outputs": ["start_logits", "end_logits"]})
-
-
-def _load_encoder(directory: Path) -> nn.Module:
-    from transformers import AutoModel
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        model_type = json.loads((Path(directory) / "config.json").read_text()).get("model_type", "")
-    except (OSError, ValueError):
-        model_type = ""
-    if model_type in {"bert", "roberta", "xlm-roberta", "camembert"}:
-        return AutoModel.from_pretrained(str(directory), add_pooling_layer=False)
-    return AutoModel.from_pretrained(str(directory))
+        save_encoder_and_head(self.encoder, self.qa_outputs, directory, HEAD_FILE, HEAD_CONFIG,
+                              {"hidden_size": self.encoder.config.hidden_size, "outputs": ["start_logits", "end_logits"]})
 
 
 def build_question_answerer(base_model: Path) -> QuestionAnswerer:
     """Load the encoder from ``base_model`` and put a fresh start/end head on it."""
-    return QuestionAnswerer(_load_encoder(base_model))
+    return QuestionAnswerer(load_encoder(base_model))
 
 
 def load_question_answerer(directory: Path) -> QuestionAnswerer:
     """Load a model saved by ``QuestionAnswerer.save_pretrained`` (eval mode, CPU)."""
-    from safetensors.torch import load_file
-
-    model = QuestionAnswerer(_load_encoder(directory))
-    model.qa_outputs.load_state_dict(load_file(str(Path(directory) / HEAD_FILE)))
+    model = QuestionAnswerer(load_encoder(directory))
+    load_head(model.qa_outputs, directory, HEAD_FILE)
     return model.eval()
