@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant_builder.errors import ConfigError, ConfigIssue
+from assistant_builder.errors import BuilderError, ConfigError, ConfigIssue
 from assistant_builder.recipe.loader import LoadedRecipe, load_recipe
 from assistant_builder.tui.store import LabelStore, store_path_for
 
@@ -31,6 +31,8 @@ class Project:
     store_path: Path
     runs_dir: Path
     task_options: dict[str, Any] = field(default_factory=dict)
+    #: labels found in the recipe's own training data (empty if it has none yet)
+    data_labels: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -45,8 +47,11 @@ class Project:
         return str(self.task_options.get("label_field", "label"))
 
     def labels(self, store: LabelStore) -> list[str]:
-        """Declared labels (``task.options.labels``), else the store's saved or used labels."""
-        return list(self.declared_labels) if self.declared_labels else store.labels()
+        """Declared labels (``task.options.labels``), else those of the recipe's data, then any new
+        ones saved or used in the store."""
+        if self.declared_labels:
+            return list(self.declared_labels)
+        return [*self.data_labels, *(label for label in store.labels() if label not in self.data_labels)]
 
     def training_file(self) -> Path:
         """Where the labelled store is exported for training (same format as the recipe's data)."""
@@ -75,7 +80,22 @@ def open_project(recipe_path: str | Path, registry: Any) -> Project:
         recipe_path=recipe_path, loaded=loaded, task_name=task.name, kind=task.labelling_kind,
         declared_labels=recipe.task.options.get("labels"), store_path=store_path_for(recipe_path),
         runs_dir=loaded.resolve(recipe.output.runs_dir), task_options=dict(recipe.task.options),
+        data_labels=_labels_in_data(loaded, task) if task.labelling_kind == "text_class" else [],
     )
+
+
+def _labels_in_data(loaded: LoadedRecipe, task: Any) -> list[str]:
+    """The label set of the recipe's existing training data (torch-free), or [] if it has none yet."""
+    recipe = loaded.recipe
+    data = recipe.data.model_copy(update={
+        "train": loaded.resolve(recipe.data.train),
+        "validation": loaded.resolve(recipe.data.validation) if recipe.data.validation else None,
+    })
+    try:
+        instance = task()
+        return list(instance.load_data(data, task.Options.model_validate(recipe.task.options)).labels)
+    except (BuilderError, OSError):
+        return []
 
 
 # -- run directories --------------------------------------------------------------------------------
