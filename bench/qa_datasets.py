@@ -1,0 +1,86 @@
+"""Extractive QA benchmark through the product path: train on a subset of SQuAD v1.1 train
+(``../shared/data/squad/train.json``), evaluate on XQuAD-en (``../shared/data/xquad_en``).
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/qa_datasets.py --train-questions 4000 --epochs 2
+
+Prints EM / F1 (official SQuAD v1.1 scoring, as fractions), the training-set size, speed and wall
+time. Skips with a message when the data is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("ASSISTANT_BUILDER_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def subset(squad: dict, questions: int) -> tuple[dict, int]:
+    """The first ``questions`` questions of the file (whole paragraphs), in file order."""
+    articles, count = [], 0
+    for article in squad["data"]:
+        paragraphs = []
+        for paragraph in article["paragraphs"]:
+            if count >= questions:
+                break
+            paragraphs.append(paragraph)
+            count += len(paragraph["qas"])
+        if paragraphs:
+            articles.append({**article, "paragraphs": paragraphs})
+        if count >= questions:
+            break
+    return {"version": "1.1", "data": articles}, count
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train-questions", type=int, default=4000)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--stride", type=int, default=64)
+    parser.add_argument("--trainer", choices=["full", "lora"], default="full")
+    args = parser.parse_args(argv)
+    root = data_root()
+    train_file, valid_file = root / "squad" / "train.json", root / "xquad_en" / "xquad.en.json"
+    if not (train_file.exists() and valid_file.exists()):
+        print(f"SKIPPED: {train_file} or {valid_file} not found")
+        return 0
+    from assistant_builder.cli.main import main as builder
+
+    with tempfile.TemporaryDirectory(prefix="bench-qa-") as tmp:
+        data, count = subset(json.loads(train_file.read_text(encoding="utf-8")), args.train_questions)
+        (Path(tmp) / "train.json").write_text(json.dumps(data), encoding="utf-8")
+        lines = ["recipe_version = 1", 'name = "squad-xquad"', "[task]", 'type = "qa"', "[task.options]", f"stride = {args.stride}",
+                 "[model]", 'base = "minilm-l6"', f"max_length = {args.max_length}", "[data]", 'train = "train.json"',
+                 f'validation = "{valid_file}"', 'format = "squad"', "[train]", f'trainer = "{args.trainer}"', f"epochs = {args.epochs}",
+                 "batch_size = 32", "early_stopping_patience = 0", "seed = 42", "[export]", 'formats = ["onnx"]',
+                 "[output]", 'runs_dir = "runs"']
+        (Path(tmp) / "recipe.toml").write_text("\n".join(lines) + "\n")
+        start = time.perf_counter()
+        code = builder(["run", str(Path(tmp) / "recipe.toml"), "-q"])
+        wall = time.perf_counter() - start
+        if code != 0:
+            return code
+        (run_dir,) = (Path(tmp) / "runs").iterdir()
+        summary = json.loads((run_dir / "summary.json").read_text())
+        history = json.loads((run_dir / "metrics.json").read_text())["history"]
+    m, export = summary["metrics"], summary["exports"][0]
+    print(f"## QA: SQuAD v1.1 train subset -> XQuAD-en ({args.trainer}, {args.epochs} epochs, max length {args.max_length})\n")
+    print(f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`\n")
+    print("| train questions | EM | F1 | train ex/s | wall | ONNX fp32 F1 | answer agreement |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| {count} | {m['exact_match']:.4f} | {m['f1']:.4f} | {summary['train_examples_per_second']:.0f} | {wall / 60:.1f} min | "
+          f"{export['exported_metric']:.4f} | {export['agreement']:.2%} |")
+    print("History: " + "; ".join(f"epoch {h['epoch']}: EM {h['exact_match']:.4f} F1 {h['f1']:.4f}" for h in history))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
