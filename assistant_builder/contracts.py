@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import numpy as np
     from tokenizers import Tokenizer
 
-    from assistant_builder.callbacks import CallbackList
+    from assistant_builder.callbacks import Callback, CallbackList
     from assistant_builder.recipe.schema import DataSection, TrainSection
 
 Feature = dict[str, Any]
@@ -274,3 +274,25 @@ class Exporter(Component):
     @abstractmethod
     def load_runner(self, artifact: ExportedArtifact, output_names: Sequence[str]) -> Runner:
         """Load an exported artefact and return a function that runs it on numpy inputs."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Loggers
+# ---------------------------------------------------------------------------------------------
+
+
+class Logger(Component):
+    """A metrics sink a recipe switches on in its ``[log]`` table (``[log] tensorboard = true``).
+
+    The always-on ``metrics.jsonl`` log is built in; loggers add other destinations. Loggers run
+    only in the process that writes the run directory (rank 0 of a distributed run).
+    """
+
+    @abstractmethod
+    def create(self, run_dir: Path, options: ComponentOptions) -> Callback:
+        """Return the callback that logs this run (events from ``assistant_builder.callbacks``).
+
+        Raise ``ConfigError``/``BuilderError`` with an install hint if a dependency is missing.
+        The callback must flush what it wrote on ``on_run_end`` and ``on_exception``; if it has a
+        ``close()`` method the engine calls it when the run ends, however it ends.
+        """

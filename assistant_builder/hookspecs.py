@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover
-    from assistant_builder.contracts import Exporter, Task, Trainer
+    from assistant_builder.contracts import Exporter, Logger, Task, Trainer
 
 PROJECT_NAME = "assistant_builder"
 
@@ -49,4 +49,15 @@ def register_exporters(register: Callable[[type[Exporter]], None]) -> None:
     Called once when the plugin manager is built. Call ``register(ExporterClass)`` for each
     ``Exporter`` subclass; ``name`` must be lowercase and unique, ``Options`` validates the
     recipe's ``[export.options.<name>]`` table.
+    """
+
+
+@hookspec
+def register_loggers(register: Callable[[type[Logger]], None]) -> None:
+    """Register metrics loggers (TensorBoard, experiment trackers...).
+
+    Called once when the plugin manager is built. Call ``register(LoggerClass)`` for each
+    ``Logger`` subclass; a recipe enables it by name in its ``[log]`` table (``name = true``, or a
+    ``[log.<name>]`` table validated by ``Options``). ``create(run_dir, options)`` returns a
+    ``Callback`` that receives the run's events. Import the logging library inside ``create``.
     """

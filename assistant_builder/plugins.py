@@ -33,6 +33,7 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "lora": "assistant_builder_trainers.lora",
     "onnx": "assistant_builder_exporters.onnx_exporter",
     "torchscript": "assistant_builder_exporters.torchscript_exporter",
+    "tensorboard": "assistant_builder_loggers.tensorboard",
 }
 
 

@@ -1,4 +1,4 @@
-"""The component registry: validated tasks, trainers and exporters, keyed by name.
+"""The component registry: validated tasks, trainers, exporters and loggers, keyed by name.
 
 Components are collected by calling each plugin's ``register_*`` hook separately, so every
 component (and every failure) is attributed to the plugin that provided it.
@@ -14,7 +14,7 @@ from typing import Any
 import pluggy
 from pydantic import BaseModel
 
-from assistant_builder.contracts import Component, ComponentOptions, Exporter, Task, Trainer
+from assistant_builder.contracts import Component, ComponentOptions, Exporter, Logger, Task, Trainer
 from assistant_builder.errors import PluginError, suggest
 from assistant_builder.plugins import LoadFailure, make_plugin_manager
 
@@ -22,6 +22,7 @@ KINDS: dict[str, tuple[str, type[Component]]] = {
     "task": ("register_tasks", Task),
     "trainer": ("register_trainers", Trainer),
     "exporter": ("register_exporters", Exporter),
+    "logger": ("register_loggers", Logger),
 }
 _NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
 _REQUIRED_TASK_ATTRS = ("labelling_kind", "primary_metric", "output_names")

@@ -21,7 +21,7 @@ from assistant_builder.engine.metrics_log import MetricsLog
 from assistant_builder.engine.seeding import seed_everything
 from assistant_builder.errors import RunInterrupted, TrainingError
 from assistant_builder.inference import run_features
-from assistant_builder.recipe.loader import LoadedRecipe
+from assistant_builder.recipe.loader import LoadedRecipe, enabled_loggers
 from assistant_builder.tokenization import load_tokenizer, pad_token_id
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -83,7 +83,8 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
     else:  # other ranks of a distributed run train their shard and write nothing to the run directory
         run_dir = Path(tempfile.mkdtemp(prefix=f"assistant-builder-rank{rank}-"))
     log = MetricsLog(run_dir / "metrics.jsonl")
-    events = CallbackList([log, *callbacks])
+    loggers = _create_loggers(recipe.log, registry, run_dir) if rank == 0 else []
+    events = CallbackList([log, *loggers, *callbacks])
     try:
         events.on_stage_start(StageStarted("load data", str(data.train)))
         task_data = task.load_data(data, task_options)
@@ -172,4 +173,16 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
         events.on_exception(error)
         raise
     finally:
-        log.close()
+        for sink in (log, *loggers):
+            close = getattr(sink, "close", None)
+            if callable(close):
+                close()
+
+
+def _create_loggers(log: dict[str, Any], registry: Any, run_dir: Path) -> list[Callback]:
+    """The callbacks of the loggers the recipe's ``[log]`` table switches on."""
+    callbacks = []
+    for name, options in enabled_loggers(log):
+        logger = registry.create("logger", name)
+        callbacks.append(logger.create(run_dir, logger.Options.model_validate(options)))
+    return callbacks

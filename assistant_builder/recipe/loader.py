@@ -134,6 +134,7 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *
     sections = _sections(recipe) if recipe is not None else _partial_sections(raw)
     if registry is not None:
         issues.extend(_component_issues(registry, sections["task"], sections["train"], sections["export"], sections["data"]))
+        issues.extend(_logger_issues(registry, recipe.log if recipe is not None else raw.get("log")))
     if check_paths:
         issues.extend(_check_paths(sections["data"], sections["model"], source.resolve().parent))
     if issues:
@@ -159,7 +160,7 @@ def _check_component(registry: Any, kind: str, name: str, where: str) -> Any:
 
 def validate_components(recipe: Recipe, registry: Any) -> list[ConfigIssue]:
     """Check that named components exist and that their option tables validate."""
-    return _component_issues(registry, recipe.task, recipe.train, recipe.export, recipe.data)
+    return [*_component_issues(registry, recipe.task, recipe.train, recipe.export, recipe.data), *_logger_issues(registry, recipe.log)]
 
 
 #: the keys of each section that the component and path checks read
@@ -227,6 +228,25 @@ def _component_issues(registry: Any, task_section: Any, train: Any, export: Any,
             if name not in export.formats:
                 issues.append(ConfigIssue(f"export.options.{name}", f"options given for '{name}', which is not in export.formats {export.formats}"))
     return issues
+
+
+def _logger_issues(registry: Any, log: Any) -> list[ConfigIssue]:
+    """``[log]``: every key names an installed logger; option tables validate against its ``Options``."""
+    if not isinstance(log, dict):
+        return []  # a malformed [log] table is already reported by the schema check
+    issues: list[ConfigIssue] = []
+    for name, value in log.items():
+        logger = _check_component(registry, "logger", name, f"log.{name}")
+        if isinstance(logger, ConfigIssue):
+            issues.append(logger)
+        elif isinstance(value, dict):
+            issues.extend(_check_options(logger.Options, value, f"log.{name}"))
+    return issues
+
+
+def enabled_loggers(log: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The ``[log]`` entries that are switched on, as ``(logger name, options table)``."""
+    return [(name, value if isinstance(value, dict) else {}) for name, value in log.items() if value is not False]
 
 
 def _check_paths(data: Any, model: Any, base_dir: Path) -> list[ConfigIssue]:

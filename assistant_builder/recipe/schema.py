@@ -80,3 +80,7 @@ class Recipe(Section):
     train: TrainSection = Field(default_factory=TrainSection)
     export: ExportSection = Field(default_factory=ExportSection)
     output: OutputSection = Field(default_factory=OutputSection)
+    log: dict[str, bool | dict[str, Any]] = Field(
+        default_factory=dict,
+        description="extra metrics loggers by plugin name: `tensorboard = true`, or a [log.<name>] options table; "
+                    "metrics.jsonl is always written")
