@@ -9,7 +9,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[train,serve,tui,tensorboard,test]"
+	$(PY) -m pip install --quiet -e ".[train,serve,tui,tensorboard,data,test]"
 	touch $@
 
 .PHONY: install demo test

@@ -53,6 +53,17 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def data_sha256(path: Path) -> str:
+    """SHA-256 of a data file, or of a data folder (every file's relative path and content hash, sorted)."""
+    path = Path(path)
+    if not path.is_dir():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(path).as_posix()}\0{file_sha256(file)}\n".encode())
+    return digest.hexdigest()
+
+
 def _git_commit(directory: Path) -> str | None:
     try:
         out = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
@@ -83,7 +94,7 @@ def write_provenance(run_dir: Path, recipe_path: Path, data_files: dict[str, Pat
         "seed": seed,
         "base_model": str(base_model),
         "recipe": {"path": str(recipe_path), "sha256": file_sha256(recipe_path)},
-        "data": {split: {"path": str(path), "sha256": file_sha256(path)} for split, path in data_files.items()},
+        "data": {split: {"path": str(path), "sha256": data_sha256(path)} for split, path in data_files.items()},
         "git_commit": _git_commit(recipe_path.parent),
     }
     atomic_write_json(run_dir / "provenance.json", provenance)

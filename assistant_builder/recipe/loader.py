@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from assistant_builder.datasources import FILE_FORMATS, is_saved_dataset
 from assistant_builder.errors import BuilderError, ConfigError, ConfigIssue, suggest
 from assistant_builder.recipe.overrides import apply_overrides
 from assistant_builder.recipe.schema import Recipe
@@ -249,6 +250,12 @@ def enabled_loggers(log: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return [(name, value if isinstance(value, dict) else {}) for name, value in log.items() if value is not False]
 
 
+def _is_data_folder(path: Path) -> bool:
+    """A folder a task can read: a saved dataset, a seq.in/seq.out pair, or one with data files in it."""
+    return (is_saved_dataset(path) or (path / "seq.in").is_file()
+            or any(p.is_file() and p.suffix.lower() in FILE_FORMATS for p in path.iterdir()))
+
+
 def _check_paths(data: Any, model: Any, base_dir: Path) -> list[ConfigIssue]:
     from assistant_builder.basemodels import resolve_base_model
 
@@ -260,8 +267,10 @@ def _check_paths(data: Any, model: Any, base_dir: Path) -> list[ConfigIssue]:
         path = value if value.is_absolute() else (base_dir / value).resolve()
         if not path.exists():
             issues.append(ConfigIssue(f"data.{key}", f"file not found: {path}"))
-        elif path.is_dir():
-            issues.append(ConfigIssue(f"data.{key}", f"{path} is a directory; expected a data file"))
+        elif path.is_dir() and not _is_data_folder(path):
+            issues.append(ConfigIssue(f"data.{key}", f"{path} is a directory with no data files; expected a data file, a folder of "
+                                                     f"{'/'.join(sorted(FILE_FORMATS))} files, a seq.in/seq.out folder "
+                                                     "or a dataset saved with `datasets` save_to_disk"))
     if model is not None:
         try:
             resolve_base_model(model.base, base_dir)

@@ -29,11 +29,17 @@ class ModelSection(Section):
 
 
 class DataSection(Section):
-    train: Path = Field(description="training data file (format depends on the task: JSONL, CSV, CoNLL, seq.in, SQuAD JSON), relative to the recipe")
-    validation: Path | None = Field(None, description="validation file; if absent, validation_split of train is held out")
+    train: Path = Field(description="training data, relative to the recipe: a file (format depends on the task: JSONL, CSV, Parquet, "
+                                    "CoNLL, seq.in, SQuAD JSON), a folder of JSONL/CSV/Parquet files, or a Hugging Face dataset "
+                                    "saved with save_to_disk")
+    validation: Path | None = Field(None, description="validation data (same kinds as train); if absent, validation_split of train is held out")
     validation_split: float = Field(0.1, gt=0.0, lt=0.5, description="fraction held out when no validation file is given")
     split_seed: int = Field(0, ge=0, description="seed of the held-out validation split")
-    format: str = Field("auto", description="file format: 'auto' (from the extension) or one the task reads, e.g. jsonl, csv, conll, seq, squad")
+    format: str = Field("auto", description="'auto' (from the extension, or the folder's contents) or one the task reads, e.g. "
+                                            "jsonl, csv, parquet, files (a folder of them), hf_disk (a saved dataset), conll, seq, squad")
+    dataset_train_split: str = Field("train", min_length=1, description="split of a saved Hugging Face DatasetDict that data.train reads")
+    dataset_validation_split: str = Field("validation", min_length=1, description="split of a saved DatasetDict that data.validation reads "
+                                          "(data.validation may name the same folder as data.train)")
 
 
 class TrainSection(Section):

@@ -1,4 +1,5 @@
-"""Classification data: JSONL or CSV records with a text field and a label field."""
+"""Classification data: records (JSONL, CSV, Parquet, a folder of them, or a saved Hugging Face
+dataset) with a text field and a label field."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant_builder.errors import DataError
-from assistant_builder_tasks._files import detect_format, read_csv, read_jsonl
+from assistant_builder.datasources import detect_record_format, read_records
 
 
 @dataclass(frozen=True)
@@ -22,14 +23,15 @@ class TextExample:
     source: str = ""
 
 
-def read_examples(path: Path, file_format: str, text_field: str, label_field: str, id_field: str | None) -> list[TextExample]:
-    """Read labelled examples from ``path``; raise ``DataError`` naming file and line on bad rows."""
-    fmt = detect_format(path, file_format)
-    rows = read_jsonl(path) if fmt == "jsonl" else read_csv(path)
+def read_examples(path: Path, file_format: str, text_field: str, label_field: str, id_field: str | None,
+                  split: str = "train") -> list[TextExample]:
+    """Read labelled examples from ``path`` (a JSONL/CSV/Parquet file, a folder of them, or a saved
+    dataset, whose split ``split`` is read); raise ``DataError`` naming file and line on bad rows."""
+    fmt = detect_record_format(path, file_format)
     examples: list[TextExample] = []
-    seen_ids: dict[str, int] = {}
-    for line, row in rows:
-        where = f"{path}:{line}"
+    seen_ids: dict[str, str] = {}
+    for record in read_records(path, fmt, split):
+        row, where = record.row, record.where
         for field in (text_field, label_field):
             if field not in row:
                 keys = ", ".join(sorted(map(str, row))) or "none"
@@ -43,11 +45,13 @@ def read_examples(path: Path, file_format: str, text_field: str, label_field: st
         if id_field is not None:
             example_id = str(row.get(id_field, ""))
             if example_id in seen_ids:
-                raise DataError(f"{where}: duplicate id '{example_id}' (first seen at line {seen_ids[example_id]})")
-            seen_ids[example_id] = line
+                first = seen_ids[example_id]
+                first = f"line {first.rsplit(':', 1)[1]}" if first.rsplit(":", 1)[0] == record.source else first
+                raise DataError(f"{where}: duplicate id '{example_id}' (first seen at {first})")
+            seen_ids[example_id] = where
         examples.append(TextExample(text.strip(), str(label).strip(), example_id, where))
     if not examples:
-        raise DataError(f"{path}: no examples found; expected {fmt.upper()} records with '{text_field}' and '{label_field}'")
+        raise DataError(f"{path}: no examples found; expected {fmt} records with '{text_field}' and '{label_field}'")
     return examples
 
 
@@ -94,11 +98,12 @@ def check_labels(train: list[TextExample], validation: list[TextExample], declar
 def load_split(data: Any, options: Any, seed: int) -> tuple[list[TextExample], list[TextExample], dict[str, Path]]:
     """Read train (and validation, or a held-out split of train) as the recipe's data section says."""
     train_path = Path(data.train)
-    train = read_examples(train_path, data.format, options.text_field, options.label_field, options.id_field)
+    train = read_examples(train_path, data.format, options.text_field, options.label_field, options.id_field, data.dataset_train_split)
     sources = {"train": train_path}
     if data.validation is not None:
         validation_path = Path(data.validation)
-        validation = read_examples(validation_path, data.format, options.text_field, options.label_field, options.id_field)
+        validation = read_examples(validation_path, data.format, options.text_field, options.label_field, options.id_field,
+                                   data.dataset_validation_split)
         sources["validation"] = validation_path
     else:
         train, validation = split_validation(train, data.validation_split, seed)

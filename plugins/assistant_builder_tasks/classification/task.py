@@ -60,7 +60,7 @@ class ClassificationTask(Task):
     primary_metric = "accuracy"
     metric_names = METRIC_NAMES
     output_names = ("logits",)
-    data_formats = ("jsonl", "csv")
+    data_formats = ("jsonl", "csv", "parquet", "files", "hf_disk")
 
     def load_data(self, data: Any, options: ClassificationOptions) -> TaskData:  # type: ignore[override]
         train, validation, sources = load_split(data, options, data.split_seed)

@@ -1,4 +1,5 @@
-"""NER data: CoNLL columns, parallel ``seq.in``/``seq.out`` lines, or JSONL; tags normalised to IOB2.
+"""NER data: CoNLL columns, parallel ``seq.in``/``seq.out`` lines, or records (JSONL, Parquet, a folder
+of them, a saved Hugging Face dataset); tags normalised to IOB2.
 
 Readers return ``RawSentence`` (words, tags as written, the line of each word); ``normalise``
 converts a file's sentences to IOB2 ``TokenExample`` objects, repairing or rejecting invalid tag
@@ -10,12 +11,15 @@ from __future__ import annotations
 import random
 import re
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from assistant_builder import datasources
+from assistant_builder.datasources import Record, is_saved_dataset
 from assistant_builder.errors import DataError
-from assistant_builder_tasks._files import read_jsonl, read_lines
+from assistant_builder_tasks._files import read_lines
 from assistant_builder_tasks.ner.tags import TagError, detect_scheme, split_tag, to_iob2
 
 WORD = re.compile(r"\w+|[^\w\s]")
@@ -52,6 +56,8 @@ class RawSentence:
     lines: list[int]
     text: str | None = None
     offsets: list[tuple[int, int]] | None = None
+    #: where the sentence came from when that is not the file being normalised (folders, datasets)
+    source: str | None = None
 
 
 def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
@@ -79,14 +85,20 @@ def detect_format(path: Path, declared: str) -> str:
     if declared != "auto":
         return declared
     name = path.name.lower()
-    if path.is_dir() or name.endswith("seq.in") or name.endswith("seq.out"):
+    if path.is_dir():
+        if is_saved_dataset(path):
+            return "hf_disk"
+        return "seq" if (path / "seq.in").exists() else "files"
+    if name.endswith("seq.in") or name.endswith("seq.out"):
         return "seq"
     if name.endswith((".jsonl", ".ndjson")):
         return "jsonl"
+    if name.endswith(".parquet"):
+        return "parquet"
     if name.endswith(CONLL_SUFFIXES):
         return "conll"
     raise DataError(f"{path}: cannot tell the format from the name '{path.name}'",
-                    hint='name the file *.conll / *.txt / *.bio, *.jsonl, or seq.in (+ seq.out), or set data.format = "conll", "seq" or "jsonl"')
+                    hint='name the file *.conll / *.txt / *.bio, *.jsonl, *.parquet, or seq.in (+ seq.out), or set data.format = "conll", "seq" or "jsonl"')
 
 
 def read_conll(path: Path) -> list[RawSentence]:
@@ -210,23 +222,30 @@ def read_jsonl_sentences(path: Path) -> tuple[list[RawSentence], bool]:
 
     Returns the sentences and whether their tags are already IOB2 (true for the ``entities`` form).
     """
+    return read_record_sentences(datasources.read_jsonl(path), path)
+
+
+def read_record_sentences(records: Iterable[Record], path: Path) -> tuple[list[RawSentence], bool]:
+    """Sentences from records of either JSONL form; a saved dataset's ``ner_tags`` column counts as ``tags``."""
     sentences: list[RawSentence] = []
     widened = 0
     forms = set()
-    for number, row in read_jsonl(path):
-        where = f"{path}:{number}"
+    for record in records:
+        row, number, where = record.row, record.number, record.where
+        source = None if record.source == str(path) else record.source
         if "tokens" in row:
             forms.add("tokens")
-            if "tags" not in row:
+            tag_field = "tags" if "tags" in row or "ner_tags" not in row else "ner_tags"
+            if tag_field not in row:
                 raise DataError(f"{where}: missing field 'tags' (found: {', '.join(sorted(row))})", hint="give one tag per token")
-            tokens, tags = row["tokens"], row["tags"]
+            tokens, tags = row["tokens"], row[tag_field]
             if not _string_list(tokens) or not tokens:
                 raise DataError(f"{where}: field 'tokens' must be a non-empty list of non-empty strings, got {tokens!r}")
             if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
                 raise DataError(f"{where}: field 'tags' must be a list of strings, got {tags!r}")
             if len(tags) != len(tokens):
                 raise DataError(f"{where}: {len(tags)} tags for {len(tokens)} tokens", hint="give exactly one tag per token")
-            sentences.append(RawSentence([t.strip() for t in tokens], [t.strip() for t in tags], [number] * len(tokens)))
+            sentences.append(RawSentence([t.strip() for t in tokens], [t.strip() for t in tags], [number] * len(tokens), source=source))
         elif "text" in row:
             forms.add("text")
             if "entities" not in row:
@@ -237,12 +256,12 @@ def read_jsonl_sentences(path: Path) -> tuple[list[RawSentence], bool]:
                 raise DataError(f"{where}: field 'text' must be a string with at least one word, got {text!r}")
             sentence, count = _entities_to_tags(text, row["entities"], where, number)
             widened += count
-            sentences.append(sentence)
+            sentences.append(replace(sentence, source=source))
         else:
             raise DataError(f"{where}: missing field 'tokens' or 'text' (found: {', '.join(sorted(row)) or 'none'})",
                             hint='each line is {"tokens": [...], "tags": [...]} or {"text": "...", "entities": [...]}')
     if not sentences:
-        raise DataError(f"{path}: no sentences found (empty file); expected JSONL records with 'tokens' and 'tags', or 'text' and 'entities'")
+        raise DataError(f"{path}: no sentences found (empty file); expected records with 'tokens' and 'tags', or 'text' and 'entities'")
     if widened:
         warnings.warn(f"{path}: {widened} entit{'y' if widened == 1 else 'ies'} did not start or end on a word boundary "
                       "and were widened to whole words (text is split into words with \\w+|[^\\w\\s])", TagRepairWarning, stacklevel=2)
@@ -261,20 +280,21 @@ def normalise(sentences: list[RawSentence], path: Path, scheme: str, invalid_tag
             try:
                 split_tag(tag)
             except ValueError as exc:
-                raise DataError(f"{path}:{line}: {exc}", hint="tags are O, B-TYPE, I-TYPE (BIOES also E-TYPE, S-TYPE)") from None
+                raise DataError(f"{sentence.source or path}:{line}: {exc}", hint="tags are O, B-TYPE, I-TYPE (BIOES also E-TYPE, S-TYPE)") from None
     used = detect_scheme(s.tags for s in sentences) if scheme == "auto" else scheme
     examples: list[TokenExample] = []
     repaired: list[int] = []
     for sentence in sentences:
+        origin = sentence.source or path
         try:
             tags, invalid = to_iob2(sentence.tags, used)
         except TagError as exc:
-            raise DataError(f"{path}:{sentence.lines[exc.position]}: {exc.reason}",
+            raise DataError(f"{origin}:{sentence.lines[exc.position]}: {exc.reason}",
                             hint='set task.options.scheme to the scheme of the file, or "auto"') from None
         for position in invalid:
             if invalid_tags == "error":
                 previous = sentence.tags[position - 1] if position else "the sentence start"
-                raise DataError(f"{path}:{sentence.lines[position]}: invalid {used.upper()} sequence: '{sentence.tags[position]}' "
+                raise DataError(f"{origin}:{sentence.lines[position]}: invalid {used.upper()} sequence: '{sentence.tags[position]}' "
                                 f"(word {sentence.tokens[position]!r}) follows {previous!r}; an entity must start with B-",
                                 hint='fix the tag, or set task.options.invalid_tags = "repair" to read it as B-')
             repaired.append(sentence.lines[position])
@@ -282,7 +302,7 @@ def normalise(sentences: list[RawSentence], path: Path, scheme: str, invalid_tag
             text, offsets = sentence.text, sentence.offsets
         else:
             text, offsets = join_words(sentence.tokens)
-        examples.append(TokenExample(tuple(sentence.tokens), tuple(tags), text, tuple(offsets), f"{path}:{sentence.lines[0]}"))
+        examples.append(TokenExample(tuple(sentence.tokens), tuple(tags), text, tuple(offsets), f"{origin}:{sentence.lines[0]}"))
     if repaired:
         warnings.warn(f"{path}: repaired {len(repaired)} invalid tag sequence{'s' if len(repaired) > 1 else ''} "
                       f"(an entity starting with I-/E-, read as B-; first at line {repaired[0]}); "
@@ -290,8 +310,10 @@ def normalise(sentences: list[RawSentence], path: Path, scheme: str, invalid_tag
     return examples
 
 
-def read_examples(path: Path, file_format: str, scheme: str, invalid_tags: str) -> tuple[list[TokenExample], list[Path]]:
-    """Read and normalise one data file (or ``seq.in``/``seq.out`` pair); return the examples and the files read."""
+def read_examples(path: Path, file_format: str, scheme: str, invalid_tags: str,
+                  split: str = "train") -> tuple[list[TokenExample], list[Path]]:
+    """Read and normalise one data source (a file, a ``seq.in``/``seq.out`` pair, a folder of JSONL or
+    Parquet files, or split ``split`` of a saved dataset); return the examples and the files read."""
     if not path.exists():
         raise DataError(f"{path}: no such file", hint="check data.train / data.validation (paths are relative to the recipe)")
     fmt = detect_format(path, file_format)
@@ -303,7 +325,11 @@ def read_examples(path: Path, file_format: str, scheme: str, invalid_tags: str) 
     if fmt == "jsonl":
         sentences, is_iob2 = read_jsonl_sentences(path)
         return normalise(sentences, path, "iob2" if is_iob2 else scheme, invalid_tags), [path]
-    raise DataError(f"{path}: format '{fmt}' is not one the ner task reads", hint='use data.format = "auto", "conll", "seq" or "jsonl"')
+    if fmt in ("parquet", "files", "hf_disk"):
+        sentences, is_iob2 = read_record_sentences(datasources.read_records(path, fmt, split), path)
+        return normalise(sentences, path, "iob2" if is_iob2 else scheme, invalid_tags), [path]
+    raise DataError(f"{path}: format '{fmt}' is not one the ner task reads",
+                    hint='use data.format = "auto", "conll", "seq", "jsonl", "parquet", "files" or "hf_disk"')
 
 
 def entity_types(examples: list[TokenExample]) -> list[str]:
@@ -341,10 +367,11 @@ def _sources(split: str, files: list[Path]) -> dict[str, Path]:
 def load_split(data: Any, options: Any) -> tuple[list[TokenExample], list[TokenExample], dict[str, Path]]:
     """Train and validation examples as the recipe's data section says (validation held out of train if absent)."""
     train_path = Path(data.train)
-    train, files = read_examples(train_path, data.format, options.scheme, options.invalid_tags)
+    train, files = read_examples(train_path, data.format, options.scheme, options.invalid_tags, data.dataset_train_split)
     sources = _sources("train", files)
     if data.validation is not None:
-        validation, files = read_examples(Path(data.validation), data.format, options.scheme, options.invalid_tags)
+        validation, files = read_examples(Path(data.validation), data.format, options.scheme, options.invalid_tags,
+                                          data.dataset_validation_split)
         sources.update(_sources("validation", files))
         return train, validation, sources
     if len(train) < 2:

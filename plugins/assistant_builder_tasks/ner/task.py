@@ -67,7 +67,7 @@ class NerTask(Task):
     metric_names = METRIC_NAMES
     output_names = ("logits",)
     sequence_outputs = ("logits",)
-    data_formats = ("conll", "seq", "jsonl")
+    data_formats = ("conll", "seq", "jsonl", "parquet", "files", "hf_disk")
 
     def load_data(self, data: Any, options: NerOptions) -> TaskData:  # type: ignore[override]
         train, validation, sources = load_split(data, options)

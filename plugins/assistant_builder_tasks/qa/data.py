@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from assistant_builder import datasources
+from assistant_builder.datasources import Record, is_saved_dataset
 from assistant_builder.errors import DataError
-from assistant_builder_tasks._files import read_jsonl
 
 UNANSWERABLE_HINT = "set task.options.allow_unanswerable = true to train on SQuAD v2.0-style questions without an answer"
 
@@ -54,13 +56,17 @@ def detect_qa_format(path: Path, declared: str) -> str:
     """``squad`` or ``jsonl``, from ``declared`` or the extension (``.json`` -> squad)."""
     if declared != "auto":
         return declared
+    if path.is_dir():
+        return "hf_disk" if is_saved_dataset(path) else "files"
     suffix = path.suffix.lower()
     if suffix == ".json":
         return "squad"
+    if suffix == ".parquet":
+        return "parquet"
     if suffix in (".jsonl", ".ndjson"):
         return "jsonl"
-    raise DataError(f"{path}: cannot tell the format from the extension '{suffix}'; expected .json (SQuAD) or .jsonl",
-                    hint='set data.format = "squad" or "jsonl" in the recipe')
+    raise DataError(f"{path}: cannot tell the format from the extension '{suffix}'; expected .json (SQuAD), .jsonl or .parquet",
+                    hint='set data.format = "squad", "jsonl", "parquet", "files" or "hf_disk" in the recipe')
 
 
 def make_example(question: Any, context: Any, answers: list[tuple[Any, Any]] | None, qid: str | None, where: str,
@@ -168,10 +174,16 @@ def _jsonl_answers(value: Any, where: str) -> list[tuple[Any, Any]]:
 
 def read_qa_jsonl(path: Path, allow_unanswerable: bool) -> list[QAExample]:
     """Read JSONL question/context/answers records."""
+    return read_qa_records(datasources.read_jsonl(path), path, allow_unanswerable)
+
+
+def read_qa_records(records: Iterable[Record], path: Path, allow_unanswerable: bool) -> list[QAExample]:
+    """Question/context/answers records (JSONL lines, Parquet rows, rows of a saved SQuAD-style dataset)."""
     examples: list[QAExample] = []
-    for line, row in read_jsonl(path):
+    for record in records:
+        row = record.row
         qid = str(row["id"]) if row.get("id") is not None else None
-        where = f"{path}:{line}" + (f": question '{qid}'" if qid else "")
+        where = record.where + (f": question '{qid}'" if qid else "")
         for name in ("question", "context", "answers"):
             if name not in row:
                 keys = ", ".join(sorted(map(str, row))) or "none"
@@ -180,16 +192,21 @@ def read_qa_jsonl(path: Path, allow_unanswerable: bool) -> list[QAExample]:
         examples.append(make_example(row["question"], row["context"], _jsonl_answers(row["answers"], where), qid, where,
                                      allow_unanswerable))
     if not examples:
-        raise DataError(f"{path}: no questions found; expected JSONL records with 'question', 'context' and 'answers'")
+        raise DataError(f"{path}: no questions found; expected records with 'question', 'context' and 'answers'")
     return examples
 
 
-def read_examples(path: Path, file_format: str, allow_unanswerable: bool) -> list[QAExample]:
-    """Read ``path`` in ``file_format`` (``auto``, ``squad`` or ``jsonl``)."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such file; expected a SQuAD .json or a .jsonl file")
+def read_examples(path: Path, file_format: str, allow_unanswerable: bool, split: str = "train") -> list[QAExample]:
+    """Read ``path`` in ``file_format`` (``auto``, ``squad``, ``jsonl``, ``parquet``, ``files`` or ``hf_disk``;
+    ``split`` chooses the split of a saved dataset)."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file; expected a SQuAD .json, a .jsonl or .parquet file, or a folder")
     fmt = detect_qa_format(path, file_format)
-    return read_squad(path, allow_unanswerable) if fmt == "squad" else read_qa_jsonl(path, allow_unanswerable)
+    if fmt == "squad":
+        return read_squad(path, allow_unanswerable)
+    if fmt == "jsonl":
+        return read_qa_jsonl(path, allow_unanswerable)
+    return read_qa_records(datasources.read_records(path, fmt, split), path, allow_unanswerable)
 
 
 def split_by_context(examples: list[QAExample], fraction: float, seed: int) -> tuple[list[QAExample], list[QAExample]]:
@@ -203,11 +220,11 @@ def split_by_context(examples: list[QAExample], fraction: float, seed: int) -> t
 def load_split(data: Any, allow_unanswerable: bool) -> tuple[list[QAExample], list[QAExample], dict[str, Path]]:
     """Train and validation examples as the recipe's data section says, and the files they came from."""
     train_path = Path(data.train)
-    train = read_examples(train_path, data.format, allow_unanswerable)
+    train = read_examples(train_path, data.format, allow_unanswerable, data.dataset_train_split)
     sources = {"train": train_path}
     if data.validation is not None:
         validation_path = Path(data.validation)
-        validation = read_examples(validation_path, data.format, allow_unanswerable)
+        validation = read_examples(validation_path, data.format, allow_unanswerable, data.dataset_validation_split)
         sources["validation"] = validation_path
     else:
         train, validation = split_by_context(train, data.validation_split, data.split_seed)

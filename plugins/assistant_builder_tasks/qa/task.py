@@ -49,7 +49,7 @@ class QATask(Task):
     metric_names = METRIC_NAMES
     output_names = ("start_logits", "end_logits")
     sequence_outputs = ("start_logits", "end_logits")
-    data_formats = ("squad", "jsonl")
+    data_formats = ("squad", "jsonl", "parquet", "files", "hf_disk")
 
     def load_data(self, data: Any, options: QAOptions) -> TaskData:  # type: ignore[override]
         train, validation, sources = load_split(data, options.allow_unanswerable)

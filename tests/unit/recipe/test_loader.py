@@ -182,7 +182,7 @@ def test_data_path_is_a_directory(tmp_path: Path, registry: Any) -> None:
     (tmp_path / "folder").mkdir()
     issues = issues_of(write(tmp_path, data={"train": "folder"}), registry)
     assert list(issues) == ["data.train"]
-    assert "is a directory" in issues["data.train"]
+    assert "is a directory with no data files" in issues["data.train"]
 
 
 def test_base_model_path_missing(tmp_path: Path, registry: Any) -> None:
