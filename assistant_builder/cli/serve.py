@@ -76,6 +76,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="largest request body, e.g. 1MB, 512KiB, 65536 (default 1MB)")
     parser.add_argument("--queue-size", type=positive_int, default=256, metavar="N",
                         help="prediction requests allowed to wait for the model; more get 503 + Retry-After (default 256)")
+    parser.add_argument("--max-queue-wait-ms", type=_milliseconds, default=1000.0, metavar="MS",
+                        help="shed load by time: answer 503 + Retry-After when the queue ahead would take longer than MS ms, "
+                             "or a request has waited that long (default 1000; 0: off)")
     parser.add_argument("--micro-batch-ms", type=_milliseconds, default=0.0, metavar="MS",
                         help="collect concurrent requests for up to MS ms into one model call (default 0: off)")
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
@@ -97,6 +100,6 @@ def run(args: argparse.Namespace) -> int:
     settings = ServeSettings(
         path=args.path, host=args.host, port=args.port, workers=args.workers, variant=args.variant, token=token,
         max_batch=args.max_batch, max_text_chars=args.max_text_chars, max_body_bytes=args.max_body_bytes,
-        queue_size=args.queue_size, micro_batch_ms=args.micro_batch_ms,
+        queue_size=args.queue_size, max_queue_wait_ms=args.max_queue_wait_ms, micro_batch_ms=args.micro_batch_ms,
         threads=args.threads or default_threads(args.workers), graceful_timeout=args.graceful_timeout)
     return serve(settings)

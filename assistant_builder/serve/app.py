@@ -93,7 +93,7 @@ class ServeState:
         assert self.predictor is not None
         s = self.settings
         limits = {"max_batch": s.max_batch, "max_text_chars": s.max_text_chars, "max_body_bytes": s.max_body_bytes,
-                  "queue_size": s.queue_size, "micro_batch_ms": s.micro_batch_ms, "threads": s.threads}
+                  "queue_size": s.queue_size, "max_queue_wait_ms": s.max_queue_wait_ms, "micro_batch_ms": s.micro_batch_ms, "threads": s.threads}
         return {**self.predictor.info, "limits": limits}
 
     async def prepare(self) -> None:
@@ -110,7 +110,7 @@ class ServeState:
         self.model = {"task": info["task"], "variant": info["variant"], "base_model": info.get("base_model")}
         self.metrics.model.set(1, info["task"], info["variant"])
         self.scheduler = Scheduler(self.engine, threads=s.threads, queue_size=s.queue_size, max_batch=s.max_batch,
-                                   micro_batch_ms=s.micro_batch_ms, metrics=self.metrics)
+                                   micro_batch_ms=s.micro_batch_ms, metrics=self.metrics, max_queue_wait_ms=s.max_queue_wait_ms)
         self.scheduler.start()
         example = await loop.run_in_executor(None, self._example_response, info["task"])
         self.openapi = build_openapi(info, max_batch=s.max_batch, max_text_chars=s.max_text_chars,
@@ -211,9 +211,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _busy(code: str, message: str) -> RequestError:
+def _busy(code: str, message: str, retry_after: int = 1) -> RequestError:
     return RequestError(503, code, message, hint="retry after the number of seconds in Retry-After",
-                        headers={"Retry-After": "1"})
+                        headers={"Retry-After": str(retry_after)})
 
 
 async def predict(request: Request) -> Response:
@@ -230,8 +230,9 @@ async def predict(request: Request) -> Response:
         details["batch_size"] = len(parsed.examples)
         try:
             predictions = await state.scheduler.submit(Job(parsed.examples, parsed.options))
-        except QueueFull:
-            raise _busy("queue_full", f"{s.queue_size} requests are already waiting for the model") from None
+        except QueueFull as busy:
+            state.metrics.shed.inc(busy.code)
+            raise _busy(busy.code, busy.message, busy.retry_after) from None
     except RequestError as error:
         details["error"] = error.code
         return error_response(error)

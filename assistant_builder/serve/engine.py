@@ -3,7 +3,10 @@
 ``Engine`` runs several requests' examples through one model call and decodes each request with
 its own task options. ``Scheduler`` owns the bounded queue: ``submit`` raises ``QueueFull`` at
 once when ``queue_size`` requests are already waiting (the app answers 503 + ``Retry-After``),
-so the backlog never grows without bound. With ``micro_batch_ms > 0`` the scheduler collects
+so the backlog never grows without bound. With ``max_queue_wait_ms > 0`` it also sheds load by
+time, which a count alone cannot do when the model is slow: a request is refused at once when the
+queue ahead of it would take longer than that to clear (estimated from recent model calls), and a
+request that has waited longer than that is answered 503 instead of being run late. With ``micro_batch_ms > 0`` the scheduler collects
 requests for up to that many milliseconds (or until ``max_batch`` examples) before one call;
 otherwise each request gets its own call. At most ``threads`` calls run at once. Inside a call,
 ``run_features`` length-sorts the examples into padded batches of ``MODEL_BATCH_SIZE``.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import concurrent.futures
 import contextlib
 from collections.abc import Sequence
@@ -29,7 +33,16 @@ MODEL_BATCH_SIZE = 32
 
 
 class QueueFull(Exception):
-    """``queue_size`` requests are already waiting for the model."""
+    """The request cannot be served in time: the queue is full, too slow to clear, or it waited too long.
+
+    ``code`` is the error code the API returns, ``retry_after`` the seconds a client should wait.
+    """
+
+    def __init__(self, code: str = "queue_full", message: str = "the queue is full", retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after = max(1, retry_after)
 
 
 @dataclass
@@ -39,6 +52,8 @@ class Job:
     examples: list[Any]
     options: ComponentOptions
     future: asyncio.Future[list[dict[str, Any]]] | None = field(default=None, repr=False)
+    #: event-loop time at which the job joined the queue
+    enqueued: float = 0.0
 
 
 class Engine:
@@ -84,11 +99,17 @@ class Engine:
 class Scheduler:
     """The bounded queue in front of the thread pool; create and ``start`` it inside the event loop."""
 
+    #: weight of the newest model call in the running estimate of seconds per queued request
+    COST_SMOOTHING = 0.2
+
     def __init__(self, engine: Engine, *, threads: int, queue_size: int, max_batch: int, micro_batch_ms: float,
-                 metrics: ServeMetrics) -> None:
+                 metrics: ServeMetrics, max_queue_wait_ms: float = 0.0) -> None:
         self.engine = engine
         self.threads = threads
         self.queue_size = queue_size
+        self.max_wait = max_queue_wait_ms / 1000.0
+        #: running estimate of model seconds per request (None until the first call ends)
+        self.seconds_per_job: float | None = None
         self.max_batch = max_batch
         self.window = micro_batch_ms / 1000.0
         self.metrics = metrics
@@ -120,12 +141,33 @@ class Scheduler:
     async def submit(self, job: Job) -> list[dict[str, Any]]:
         """Queue ``job`` and wait for its predictions; raise ``QueueFull`` at once when the queue is full."""
         if len(self.pending) >= self.queue_size:
-            raise QueueFull
-        job.future = asyncio.get_running_loop().create_future()
+            raise QueueFull("queue_full", f"{self.queue_size} requests are already waiting for the model")
+        expected_wait = self.expected_wait()
+        if self.max_wait > 0 and expected_wait > self.max_wait:
+            raise QueueFull("overloaded", f"the {len(self.pending)} requests ahead would take about {expected_wait * 1000:.0f} ms, "
+                            f"more than the {self.max_wait * 1000:.0f} ms limit", retry_after=math.ceil(expected_wait))
+        loop = asyncio.get_running_loop()
+        job.future = loop.create_future()
+        job.enqueued = loop.time()
         self.pending.append(job)
         self._update_depth()
         self._arrived.set()
         return await job.future
+
+    def expected_wait(self) -> float:
+        """Seconds the requests now queued will take to clear (0 before the first model call)."""
+        return len(self.pending) * (self.seconds_per_job or 0.0) / self.threads
+
+    def _expired(self, job: Job) -> bool:
+        """Answer (503) and drop a job that waited longer than ``max_queue_wait_ms``; True if it was."""
+        if self.max_wait <= 0 or job.future is None or job.future.done():
+            return False
+        waited = asyncio.get_running_loop().time() - job.enqueued
+        if waited <= self.max_wait:
+            return False
+        job.future.set_exception(QueueFull("queue_timeout", f"waited {waited * 1000:.0f} ms for the model, more than the "
+                                           f"{self.max_wait * 1000:.0f} ms limit"))
+        return True
 
     def _update_depth(self) -> None:
         self.metrics.queue_depth.set(len(self.pending))
@@ -136,6 +178,8 @@ class Scheduler:
                 self._arrived.clear()
                 await self._arrived.wait()
             job = self.pending.popleft()
+            if self._expired(job):
+                continue
             if job.future is None or not job.future.done():  # skip requests whose client went away
                 return job
 
@@ -167,8 +211,8 @@ class Scheduler:
                 if examples + len(self.pending[0].examples) > self.max_batch:
                     break  # it starts the next call
                 job = self.pending.popleft()
-                if job.future is not None and job.future.done():
-                    continue  # the client went away
+                if self._expired(job) or (job.future is not None and job.future.done()):
+                    continue  # too late, or the client went away
                 batch.append(job)
                 examples += len(job.examples)
 
@@ -184,15 +228,22 @@ class Scheduler:
             self._calls.add(task)
             task.add_done_callback(self._calls.discard)
 
+    def _record_cost(self, seconds_per_job: float) -> None:
+        previous = self.seconds_per_job
+        self.seconds_per_job = seconds_per_job if previous is None else (
+            previous + self.COST_SMOOTHING * (seconds_per_job - previous))
+
     async def _call(self, batch: list[Job]) -> None:
         try:
             self.metrics.batch_size.observe(sum(len(job.examples) for job in batch))
             self.metrics.batch_requests.observe(len(batch))
             loop = asyncio.get_running_loop()
+            started = loop.time()
             try:
                 results: list[Any] = await loop.run_in_executor(self.executor, self.engine.run, batch)
             except Exception as exc:  # noqa: BLE001 - the whole call failed: every request gets the error
                 results = [exc] * len(batch)
+            self._record_cost((loop.time() - started) / len(batch))
             for job, result in zip(batch, results):
                 if job.future is None or job.future.done():
                     continue  # the client went away

@@ -126,8 +126,10 @@ class ServeMetrics:
         self.batch_requests = Histogram(f"{p}_inference_batch_requests", "Requests served by one model call.",
                                         (1, 2, 4, 8, 16, 32, 64))
         self.model = Gauge(f"{p}_model_info", "The loaded model (always 1).", ("task", "variant"))
+        self.shed = Counter(f"{p}_requests_shed_total", "Prediction requests answered 503 to shed load, by reason "
+                            "(queue_full, overloaded: expected wait too long, queue_timeout: waited too long).", ("reason",))
 
     def render(self) -> str:
         metrics = (self.requests, self.errors, self.latency, self.in_flight, self.queue_depth, self.batch_size,
-                   self.batch_requests, self.model)
+                   self.batch_requests, self.model, self.shed)
         return "\n".join(line for metric in metrics for line in metric.render()) + "\n"

@@ -63,6 +63,8 @@ class ServeSettings:
     max_body_bytes: int = 1_000_000
     queue_size: int = 256
     micro_batch_ms: float = 0.0
+    #: shed load by time: refuse a request whose expected wait, or drop one whose actual wait, exceeds this (0: off)
+    max_queue_wait_ms: float = 1000.0
     #: concurrent model calls per worker process (the inference thread pool's size).
     threads: int = 1
     #: ONNX Runtime intra-op threads per model call (0: cores per worker divided by ``threads``).
@@ -75,6 +77,8 @@ class ServeSettings:
                     for name in ("port", "workers", "max_batch", "max_text_chars", "max_body_bytes", "queue_size",
                                  "threads", "max_connections")
                     if not isinstance(getattr(self, name), int) or getattr(self, name) < (0 if name == "port" else 1)]
+        if self.max_queue_wait_ms < 0:
+            problems.append(f"max_queue_wait_ms: expected 0 (off) or a positive number, got {self.max_queue_wait_ms}")
         if self.micro_batch_ms < 0:
             problems.append(f"micro_batch_ms: expected 0 (off) or a positive number, got {self.micro_batch_ms}")
         if self.intra_op_threads < 0:

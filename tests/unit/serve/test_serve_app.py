@@ -269,7 +269,7 @@ def wait_until(condition: Any, timeout: float = 10.0) -> None:
 
 def test_queue_full_answers_503_at_once_and_health_stays_up(make_client: Any, serve_predictor: Any) -> None:
     engine = GatedEngine(serve_predictor)
-    client = make_client(engine=engine, threads=1, queue_size=1)
+    client = make_client(engine=engine, threads=1, queue_size=1, max_queue_wait_ms=0)  # count-based shedding only
     scheduler = client.app.state.serve.scheduler
     with ThreadPoolExecutor(2) as pool:
         running = pool.submit(client.post, "/predict", json={"inputs": ["hello"]})
@@ -291,6 +291,59 @@ def test_queue_full_answers_503_at_once_and_health_stays_up(make_client: Any, se
         assert waiting.result(30).status_code == 200
     assert metric(client, 'assistant_builder_errors_total{route="/predict",kind="rejected"}') == 1
     assert client.post("/predict", json={"inputs": ["hello"]}).status_code == 200
+
+
+def test_a_request_that_waited_too_long_gets_503_and_the_server_recovers(make_client: Any, serve_predictor: Any) -> None:
+    engine = GatedEngine(serve_predictor)
+    client = make_client(engine=engine, threads=1, queue_size=10, max_queue_wait_ms=200)
+    scheduler = client.app.state.serve.scheduler
+    with ThreadPoolExecutor(2) as pool:
+        running = pool.submit(client.post, "/predict", json={"inputs": ["hello"]})
+        assert engine.started.wait(10)
+        late = pool.submit(client.post, "/predict", json={"inputs": ["play some jazz"]})
+        wait_until(lambda: len(scheduler.pending) == 1)
+        time.sleep(0.4)  # longer than max_queue_wait_ms while the model is busy
+        engine.gate.set()
+        assert running.result(30).status_code == 200
+        answer = late.result(30)
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
+    error = answer.json()["error"]
+    assert error["code"] == "queue_timeout" and re.search(r"waited \d+ ms for the model, more than the 200 ms limit", error["message"])
+    assert engine.calls == 1  # the stale request was never run
+    assert metric(client, 'assistant_builder_requests_shed_total{reason="queue_timeout"}') == 1
+    assert client.post("/predict", json={"inputs": ["hello"]}).status_code == 200
+
+
+class SlowEngine(Engine):
+    """Takes ``seconds`` per model call."""
+
+    def __init__(self, predictor: Any, seconds: float) -> None:
+        super().__init__(predictor)
+        self.seconds = seconds
+
+    def run(self, jobs):  # type: ignore[no-untyped-def]
+        time.sleep(self.seconds)
+        return super().run(jobs)
+
+
+def test_a_request_is_refused_at_once_when_the_queue_ahead_would_take_too_long(make_client: Any, serve_predictor: Any) -> None:
+    client = make_client(engine=SlowEngine(serve_predictor, 0.5), threads=1, queue_size=10, max_queue_wait_ms=300)
+    scheduler = client.app.state.serve.scheduler
+    assert client.post("/predict", json={"inputs": ["hello"]}).status_code == 200  # measures the model's speed
+    assert scheduler.seconds_per_job == pytest.approx(0.5, abs=0.2)
+    with ThreadPoolExecutor(2) as pool:
+        running = pool.submit(client.post, "/predict", json={"inputs": ["hello"]})
+        wait_until(lambda: not scheduler.pending and scheduler._slots.locked())
+        queued = pool.submit(client.post, "/predict", json={"inputs": ["rain tomorrow"]})
+        wait_until(lambda: len(scheduler.pending) == 1)
+        started = time.monotonic()
+        refused = client.post("/predict", json={"inputs": ["play some jazz"]})
+        assert time.monotonic() - started < 0.3  # refused at once, not after waiting
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "overloaded"
+        assert "1 requests ahead would take about" in refused.json()["error"]["message"]
+        assert running.result(30).status_code == 200
+        queued.result(30)
+    assert metric(client, 'assistant_builder_requests_shed_total{reason="overloaded"}') == 1
 
 
 def test_micro_batching_groups_concurrent_requests(make_client: Any, serve_predictor: Any) -> None:
