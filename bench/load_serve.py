@@ -146,6 +146,93 @@ async def drive(base: str, pid: int, args: argparse.Namespace, headers: dict[str
     }
 
 
+WRK_SCRIPT = r"""
+-- POST /predict with rotating texts; count status codes per thread and print one JSON summary line.
+local texts = TEXTS_PLACEHOLDER
+local threads = {}
+local i = 0
+function setup(thread) table.insert(threads, thread) end
+function init(args) counts = {} end
+function request()
+  i = i + 1
+  local batch = {}
+  for k = 0, BATCH_PLACEHOLDER - 1 do table.insert(batch, string.format("%q", texts[((i + k) % #texts) + 1])) end
+  return wrk.format("POST", "/predict", HEADERS_PLACEHOLDER, '{"inputs": [' .. table.concat(batch, ", ") .. ']}')
+end
+function response(status, headers, body) counts[status] = (counts[status] or 0) + 1 end
+function done(summary, latency, requests)
+  local parts = {}
+  for _, thread in ipairs(threads) do
+    for status, n in pairs(thread:get("counts")) do parts[status] = (parts[status] or 0) + n end
+  end
+  local status = {}
+  for code, n in pairs(parts) do table.insert(status, string.format('"%d": %d', code, n)) end
+  local e = summary.errors
+  io.write(string.format('WRKJSON {"requests": %d, "duration_us": %d, "p50_us": %d, "p95_us": %d, "p99_us": %d, "mean_us": %.1f, '
+    .. '"max_us": %d, "status": {%s}, "errors": {"connect": %d, "read": %d, "write": %d, "timeout": %d}}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.mean,
+    latency.max, table.concat(status, ", "), e.connect, e.read, e.write, e.timeout))
+end
+"""
+
+
+def drive_wrk(base: str, pid: int, args: argparse.Namespace, headers: dict[str, str]) -> dict[str, Any]:
+    """Load from ``wrk`` (C, one thread, keep-alive connections): far less CPU than Python clients,
+    so on 2 shared cores the server gets most of the machine. Latency covers every response."""
+    import shutil
+    import tempfile
+    import threading
+
+    if shutil.which("wrk") is None:
+        raise SystemExit("--generator wrk needs the wrk binary (Debian: apt-get install wrk)")
+    for text in TEXTS[: args.warmup]:
+        httpx.post(f"{base}/predict", json={"inputs": [text]}, headers=headers, timeout=30, trust_env=False)
+    lua_headers = "{" + ", ".join(f'["{k}"] = "{v}"' for k, v in {"Content-Type": "application/json", **headers}.items()) + "}"
+    script = (WRK_SCRIPT.replace("TEXTS_PLACEHOLDER", "{" + ", ".join(json.dumps(t) for t in TEXTS) + "}")
+              .replace("BATCH_PLACEHOLDER", str(args.batch)).replace("HEADERS_PLACEHOLDER", lua_headers))
+    samples: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        start = time.monotonic()
+        while not stop.is_set():
+            samples.append((round(time.monotonic() - start, 2), tree_rss_bytes(pid)))
+            stop.wait(args.rss_interval)
+
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        completed = subprocess.run(["wrk", "-t1", f"-c{args.clients}", f"-d{int(args.duration)}s",
+                                    f"--timeout={int(args.request_timeout)}s", "-s", handle.name, f"{base}/predict"],
+                                   capture_output=True, text=True, timeout=args.duration + 60, check=False)
+    finally:
+        stop.set()
+        sampler.join()
+        os.unlink(handle.name)
+    line = next((ln for ln in completed.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
+    if line is None:
+        raise SystemExit(f"wrk printed no summary (exit {completed.returncode}): {completed.stdout}{completed.stderr}")
+    w = json.loads(line[len("WRKJSON "):])
+    wall = w["duration_us"] / 1e6
+    status = {str(k): v for k, v in sorted(w["status"].items())}
+    ok = status.get("200", 0)
+    metrics = httpx.get(f"{base}/metrics", headers=headers, timeout=10, trust_env=False).text
+    rss = [value for _, value in samples]
+    return {
+        "generator": "wrk", "wall_s": round(wall, 2), "requests": w["requests"], "ok": ok,
+        "requests_per_s": round(ok / wall, 1), "examples_per_s": round(ok * args.batch / wall, 1),
+        "p50_ms": w["p50_us"] / 1000, "p95_ms": w["p95_us"] / 1000, "p99_ms": w["p99_us"] / 1000, "mean_ms": w["mean_us"] / 1000,
+        "status": status, "rejected_503": status.get("503", 0),
+        "transport_errors": {k: v for k, v in w["errors"].items() if v},
+        "rss_mib": {"start": round(rss[0] / 2**20, 1) if rss else None, "peak": round(max(rss) / 2**20, 1) if rss else None,
+                    "end": round(rss[-1] / 2**20, 1) if rss else None},
+        "rss_samples": [(t, round(v / 2**20, 1)) for t, v in samples],
+        "batch_calls": _metric(metrics, "assistant_builder_inference_batch_requests_count"),
+    }
+
+
 def _metric(text: str, name: str) -> float | None:
     for line in text.splitlines():
         if line.startswith(name + " "):
@@ -176,7 +263,10 @@ def run_config(bundle: Path, server_args: str, args: argparse.Namespace) -> dict
             if time.monotonic() > deadline:
                 raise SystemExit(f"server not ready after {args.startup_timeout} s: {shlex.join(command)}")
             time.sleep(0.1)
-        result = asyncio.run(drive(base, process.pid, args, headers))
+        if args.generator == "wrk":
+            result = drive_wrk(base, process.pid, args, headers)
+        else:
+            result = asyncio.run(drive(base, process.pid, args, headers))
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -194,7 +284,7 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     def f(value: Any) -> str:
         return "-" if value is None else f"{value:.1f}" if isinstance(value, float) else str(value)
 
-    lines = [f"clients={args.clients} duration={args.duration}s inputs/request={args.batch} "
+    lines = [f"generator={args.generator} clients={args.clients} duration={args.duration}s inputs/request={args.batch} "
              f"machine={platform.machine()} cores={os.cpu_count()} server cpus={sorted(args.server_cpus or []) or 'all'} "
              f"client cpus={sorted(args.client_cpus or []) or 'all'}", "",
              "| server args | req/s | examples/s | p50 ms | p95 ms | p99 ms | ok | 503 | other status | transport errors "
@@ -235,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server-log", type=Path, default=None, help="append the server's stderr (JSON request lines) here")
     parser.add_argument("--json-out", type=Path, default=None, help="also write the results as JSON")
     parser.add_argument("--server-cpus", type=_cpus, default=None, metavar="LIST", help="pin the server to these CPUs, e.g. 1 or 2-3")
+    parser.add_argument("--generator", choices=("httpx", "wrk"), default="httpx",
+                        help="load generator: Python asyncio + httpx clients in this process (default), or the wrk binary "
+                             "(C, far less CPU; latency then covers all responses, 503s included)")
     parser.add_argument("--client-cpus", type=_cpus, default=None, metavar="LIST", help="pin the load clients to these CPUs, e.g. 0")
     args = parser.parse_args(argv)
     if args.client_cpus:
