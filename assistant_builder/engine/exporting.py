@@ -33,6 +33,8 @@ def write_bundle_files(directory: Path, *, exporter: str, task: Task, task_optio
         "bundle_version": BUNDLE_VERSION,
         "exporter": exporter,
         "task": task.name,
+        # lets the runtime import just this task instead of scanning every installed plugin
+        "task_class": f"{type(task).__module__}:{type(task).__qualname__}",
         "task_options": task_options.model_dump(mode="json"),
         "labels": list(labels),
         "max_length": max_length,

@@ -1,13 +1,14 @@
 """The torch-free edge predictor: an exported ONNX bundle plus the task plugin that made it.
 
 Imports numpy, onnxruntime, tokenizers, pydantic, pluggy and the core only; the task plugin is
-found by name through the registry, and tasks keep torch out of their import path (see
+the class the bundle names (or found by name through the registry), and tasks keep torch out of their import path (see
 ``contracts.py``). Inputs go through the same ``parse_input`` -> ``encode`` -> ``run_features``
 -> ``decode`` path as export verification, so predictions match what the run verified.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -67,6 +68,29 @@ class OnnxRunner:
         return dict(zip(self.output_names, values))
 
 
+def task_component(manifest: Mapping[str, Any], registry: Registry | None = None) -> type[Task]:
+    """The task class a bundle was exported with.
+
+    Without ``registry``, the class the manifest names (``task_class``, "module:Class") is imported
+    directly: a cold start then imports one task plugin instead of every installed plugin. The
+    registry (entry points, plugin switches, its error messages) is used when a registry is given,
+    when plugin switches are set, or when the named class cannot be imported or is not that task.
+    """
+    if registry is None and manifest.get("task_class") and not any(
+            os.environ.get(name) for name in ("ASSISTANT_BUILDER_PLUGINS", "ASSISTANT_BUILDER_BLOCK_PLUGINS")):
+        module_name, _, qualname = str(manifest["task_class"]).partition(":")
+        try:
+            component = importlib.import_module(module_name)
+            for part in qualname.split("."):
+                component = getattr(component, part)
+        except Exception:  # noqa: BLE001 - fall back to the registry, which reports plugin problems properly
+            component = None
+        if isinstance(component, type) and issubclass(component, Task) and getattr(component, "name", None) == manifest["task"] \
+                and not getattr(component, "__abstractmethods__", None):
+            return component
+    return (registry or build_registry()).get("task", manifest["task"]).component
+
+
 class Predictor:
     """Predict with an exported bundle: ``Predictor(read_bundle(path)).predict(["some text"])``.
 
@@ -84,8 +108,7 @@ class Predictor:
         self.pad_token_id: int = manifest["pad_token_id"]
         self.output_names: list[str] = list(manifest["output_names"])
         self.sequence_outputs: list[str] = list(manifest["sequence_outputs"])
-        registration = (registry or build_registry()).get("task", manifest["task"])
-        self.task: Task = registration.component()
+        self.task: Task = task_component(manifest, registry)()
         self.options: ComponentOptions = self._task_options(manifest["task_options"], options or {})
         missing = [name for name in self.task.output_names if name not in self.output_names]
         if missing:

@@ -412,3 +412,32 @@ def test_cli_module_import_stays_light() -> None:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_bundle_names_its_task_class_and_a_cold_start_imports_only_that_plugin(tiny: dict) -> None:
+    manifest = json.loads((tiny["bundle"] / "manifest.json").read_text())
+    assert manifest["task_class"] == "assistant_builder_tasks.classification.task:ClassificationTask"
+    script = textwrap.dedent("""
+        import json, sys
+        from assistant_builder.runtime import load_predictor
+        labels = [p["label"] for p in load_predictor(sys.argv[1]).predict(["hello", "play some jazz"])]
+        others = sorted(m for m in sys.modules if m.startswith(("assistant_builder_tasks.ner", "assistant_builder_tasks.qa",
+                                                                "assistant_builder_trainers", "assistant_builder_exporters")))
+        print(json.dumps({"labels": labels, "others": others}))
+    """)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", script, str(tiny["run"])], capture_output=True, text=True, env=env,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["others"] == [] and len(report["labels"]) == 2
+
+
+@pytest.mark.parametrize("task_class", ["no_such_module:Thing", "assistant_builder_tasks.ner.task:NerTask",
+                                        "assistant_builder.contracts:Task", "json:loads"])
+def test_a_task_class_that_cannot_be_used_falls_back_to_the_registry(tiny: dict, tmp_path: Path, task_class: str) -> None:
+    bundle = copy_bundle(tiny, tmp_path)
+    edit_manifest(bundle, task_class=task_class)
+    predictor = load_predictor(bundle)
+    assert predictor.task.name == "classification"
+    assert [p["label"] for p in predictor.predict(TEXTS)] == [p["label"] for p in load_predictor(tiny["bundle"]).predict(TEXTS)]
