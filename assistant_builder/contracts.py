@@ -90,6 +90,10 @@ class Evaluation:
     report: str = ""
 
 
+#: the values of ``Task.labelling_kind``: which labelling widget the TUI shows for a task.
+LABELLING_KINDS: tuple[str, ...] = ("text_class", "token_spans", "answer_span")
+
+
 class Task(Component):
     """A task type: how to read its data, encode it, build a model, decode and score outputs.
 
@@ -173,6 +177,19 @@ class Task(Component):
     def load_model(self, directory: Path) -> Any:
         """Load a model written by ``save_model`` (eval mode, CPU)."""
         raise NotImplementedError(f"task '{self.name}' cannot reload saved models")
+
+    def sample_data(self, directory: Path) -> dict[str, Any] | None:
+        """Optional: write a few labelled examples to ``directory`` and return the recipe's ``[data]`` table for them.
+
+        Paths in the returned table are relative to ``directory``, e.g.
+        ``{"train": "train.jsonl", "validation": "valid.jsonl"}`` (``format`` may be set too). The
+        files must be readable with the task's default ``Options``, hold at least two labels, and
+        give a non-empty validation set. ``builder init`` copies them into a new project as data
+        to replace, and the conformance suite (``builder plugins check``) runs its round trip on
+        them with a tiny model. Must not import torch. Default: ``None`` (no sample data; the
+        round trip is skipped and ``builder init`` writes only the recipe).
+        """
+        return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,26 +8,31 @@ Enabled automatically through the ``pytest11`` entry point once assistant-builde
 * ``tiny_model_dir``: a tiny randomly initialised BERT (2 layers, hidden 32) with a WordPiece
   ``tokenizer.json``, saved as a local Hugging Face model folder. Built in code, no download.
 * ``write_recipe``: ``write_recipe(tmp_path, **sections)`` writes a recipe TOML using the tiny model.
+
+And the conformance suite (``assistant_builder.conformance``), for a plugin's own tests::
+
+    from assistant_builder.testing import assert_conforms, conformance_tests
+
+    test_conformance = conformance_tests(MyTask, MyExporter)   # one test per component
+
+    def test_my_task(tiny_model_dir, tmp_path):                # or call it yourself
+        assert_conforms(MyTask, model_dir=tiny_model_dir, work_dir=tmp_path)
 """
 
 from __future__ import annotations
 
 import json
-import string
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-WORDS = (
-    "the a an to of in on at for and or is are be it my me you your i we please can could would what when where how "
-    "set wake up alarm cancel stop timer remind reminder weather rain sun cold hot tomorrow today tonight morning "
-    "evening play music song songs list add shopping buy milk eggs bread send message text tell call calendar meeting "
-    "lights light turn off dim bright translate say spanish french hello hi hey thanks good minutes hours seconds "
-    "am pm o clock new york london paris john mom dad"
-).split()
+from assistant_builder.conformance import CheckResult, run_conformance
+from assistant_builder.conformance.tiny_model import WORDS, make_tiny_bert, make_tiny_vocab
 
+# re-exported: plugin tests import them from here
+__all__ = ["WORDS", "CheckResult", "assert_conforms", "conformance_tests", "make_tiny_bert", "make_tiny_vocab", "run_conformance"]
 
 TOY_INTENTS = {
     "alarm": ["wake me up at {n} am", "set an alarm for {n}", "alarm at {n} please", "i need an alarm at {n}"],
@@ -49,45 +54,6 @@ def write_intent_data(directory: Path, per_label: int = 24, seed: int = 0) -> No
                 rows.append({"text": rng.choice(patterns).format(n=rng.randint(1, 12)), "intent": label})
         rng.shuffle(rows)
         (Path(directory) / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-
-def make_tiny_vocab(extra_words: Iterable[str] = ()) -> list[str]:
-    """Special tokens, single characters and ## continuations, digits, and common words."""
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
-    vocab = specials + chars + [f"##{c}" for c in string.ascii_lowercase + string.digits]
-    seen = set(vocab)
-    for word in [*WORDS, *extra_words]:
-        if word not in seen:
-            seen.add(word)
-            vocab.append(word)
-    return vocab
-
-
-def make_tiny_bert(directory: Path, *, hidden_size: int = 32, layers: int = 2, heads: int = 2, seed: int = 0,
-                   max_positions: int = 128) -> Path:
-    """Write a tiny random-init BERT and a matching WordPiece ``tokenizer.json`` to ``directory``."""
-    import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import BertConfig, BertModel
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    vocab = make_tiny_vocab()
-    tokenizer = Tokenizer(models.WordPiece({token: i for i, token in enumerate(vocab)}, unk_token="[UNK]", max_input_chars_per_word=100))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", vocab.index("[CLS]")), ("[SEP]", vocab.index("[SEP]"))],
-    )
-    tokenizer.save(str(directory / "tokenizer.json"))
-    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=heads,
-                        intermediate_size=hidden_size * 2, max_position_embeddings=max_positions, pad_token_id=0)
-    BertModel(config, add_pooling_layer=False).save_pretrained(directory)
-    return directory
 
 
 def recipe_toml(sections: dict[str, Any]) -> str:
@@ -155,3 +121,39 @@ def write_recipe(tiny_model_dir: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+def format_results(results: Sequence[CheckResult], statuses: Sequence[str] = ("fail",), tracebacks: bool = True) -> str:
+    """The results with one of ``statuses`` as readable lines (with the plugin's traceback for failures)."""
+    lines = []
+    for result in results:
+        if result.status in statuses:
+            lines.append(f"{result.kind} '{result.component}': {result.check}: {result.status.upper()}: {result.detail}")
+            if tracebacks and result.traceback:
+                lines.append("    " + result.traceback.rstrip().replace("\n", "\n    "))
+    return "\n".join(lines)
+
+
+def assert_conforms(component: type[Any], *, model_dir: Path | None = None, work_dir: Path | None = None,
+                    strict: bool = False) -> list[CheckResult]:
+    """Run the conformance suite on ``component`` and fail the test on any failed check
+    (with ``strict=True``, on skips and warnings too). Returns the results."""
+    results = run_conformance(component, model_dir=model_dir, work_dir=work_dir)
+    statuses = ("fail", "skip", "warn") if strict else ("fail",)
+    if any(r.status in statuses for r in results):
+        pytest.fail(f"{getattr(component, '__name__', component)} does not conform:\n{format_results(results, statuses)}", pytrace=False)
+    return results
+
+
+def conformance_tests(*components: type[Any], strict: bool = False) -> Callable[..., None]:
+    """A test function parametrised over ``components``; assign it to a ``test_`` name in a test module:
+
+    ``test_conformance = conformance_tests(MyTask, MyTrainer)``
+    """
+    ids = [f"{getattr(c, 'name', c.__name__)}" for c in components]
+
+    @pytest.mark.parametrize("conformance_component", components, ids=ids)
+    def test_conformance(conformance_component: type[Any], tiny_model_dir: Path, tmp_path: Path) -> None:
+        assert_conforms(conformance_component, model_dir=tiny_model_dir, work_dir=tmp_path, strict=strict)
+
+    return test_conformance

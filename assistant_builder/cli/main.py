@@ -14,7 +14,10 @@ from collections.abc import Sequence
 from assistant_builder import __version__
 from assistant_builder.errors import BuilderError
 
-SUBCOMMANDS = ("run", "validate", "plugins", "predict", "serve", "tui")
+#: subcommands, in the order ``--help`` lists them; each lives in its own module under ``assistant_builder.cli``
+SUBCOMMANDS = ("init", "run", "validate", "plugins", "predict", "serve", "tui")
+#: subcommands whose module is not named after them (``init`` and ``plugins`` would shadow other names)
+MODULES = {"init": "init_cmd", "plugins": "plugins_cmd"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in SUBCOMMANDS:
-        module = importlib.import_module(f"assistant_builder.cli.{name.replace('plugins', 'plugins_cmd')}")
+        module = importlib.import_module(f"assistant_builder.cli.{MODULES.get(name, name)}")
         module.add_parser(subparsers)
     return parser
 

@@ -30,7 +30,7 @@ def test_table_lists_plugins_distribution_version_and_components(capsys: pytest.
     assert rows["lora"].endswith("trainers: lora")
     # columns are aligned: every row's second column starts where the header's does
     column = lines[0].index("distribution")
-    assert all(row[column:].startswith("assistant-builder") for row in rows.values())
+    assert all(row[column - 2:column] == "  " and row[column] != " " for row in rows.values())
 
 
 def test_table_reports_every_failed_plugin(capsys: pytest.CaptureFixture[str]) -> None:
@@ -44,10 +44,10 @@ def test_json_has_the_same_information(capsys: pytest.CaptureFixture[str]) -> No
     assert set(data) == {"plugins", "failed"}
     plugins = {row["plugin"]: row for row in data["plugins"]}
     assert plugins["classification"] == {"plugin": "classification", "distribution": "assistant-builder", "version": __version__,
-                                         "tasks": ["classification"], "trainers": [], "exporters": []}
+                                         "tasks": ["classification"], "trainers": [], "exporters": [], "loggers": []}
     assert plugins["lora"]["trainers"] == ["lora"]
     registry = build_registry()
-    listed = {name for row in data["plugins"] for kind in ("tasks", "trainers", "exporters") for name in row[kind]}
+    listed = {name for row in data["plugins"] for kind in ("tasks", "trainers", "exporters", "loggers") for name in row[kind]}
     assert listed == {r.name for regs in registry.by_plugin().values() for r in regs}
     assert {f["plugin"] for f in data["failed"]} == {f.name for f in registry.failures}
     assert all("traceback" not in f for f in data["failed"])
@@ -59,7 +59,7 @@ def test_table_and_json_agree(capsys: pytest.CaptureFixture[str]) -> None:
     for row in data["plugins"]:
         line = next(line for line in table.splitlines() if line.split() and line.split()[0] == row["plugin"])
         assert row["distribution"] in line and row["version"] in line
-        for kind in ("tasks", "trainers", "exporters"):
+        for kind in ("tasks", "trainers", "exporters", "loggers"):
             if row[kind]:
                 assert f"{kind}: {', '.join(row[kind])}" in line
 

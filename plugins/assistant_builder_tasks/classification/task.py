@@ -105,6 +105,20 @@ class ClassificationTask(Task):
     def save_model(self, model: Any, directory: Path, labels: Sequence[str]) -> None:
         model.save_pretrained(directory, list(labels))
 
+    def sample_data(self, directory: Path) -> dict[str, Any]:
+        """Example intents (JSONL, fields ``text`` and ``label``) for ``builder init`` and the conformance suite."""
+        import json
+
+        rows = {"train": [("wake me up at 7 am", "alarm"), ("set an alarm for 6 tomorrow", "alarm"), ("alarm at 9 please", "alarm"),
+                          ("i need an alarm at noon", "alarm"), ("will it rain tomorrow", "weather"), ("what is the weather in paris", "weather"),
+                          ("is it cold outside today", "weather"), ("do i need an umbrella", "weather"), ("play some music", "music"),
+                          ("play a song by john", "music"), ("put on my morning playlist", "music"), ("i want to hear jazz", "music")],
+                "valid": [("wake me at 8", "alarm"), ("is it hot in london", "weather"), ("play the next song", "music")]}
+        directory.mkdir(parents=True, exist_ok=True)
+        for split, examples in rows.items():
+            (directory / f"{split}.jsonl").write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in examples))
+        return {"train": "train.jsonl", "validation": "valid.jsonl"}
+
     def collate(self, features: Sequence[Feature], pad_token_id: int) -> dict[str, Any]:
         import torch
 

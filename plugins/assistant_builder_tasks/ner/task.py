@@ -113,6 +113,18 @@ class NerTask(Task):
 
         return load_token_classifier(directory)
 
+    def sample_data(self, directory: Path) -> dict[str, Any]:
+        """Example requests in CoNLL layout (``word tag``, IOB2) for ``builder init`` and the conformance suite."""
+        sentences = {"train": ["wake|O me|O at|O 7|B-time am|I-time", "call|O mom|B-person tonight|B-time",
+                               "what|O is|O the|O weather|O in|O paris|B-place", "remind|O john|B-person at|O 6|B-time pm|I-time",
+                               "is|O it|O cold|O in|O london|B-place", "text|O dad|B-person from|O new|B-place york|I-place"],
+                   "valid": ["call|O john|B-person at|O 9|B-time am|I-time", "weather|O in|O london|B-place tomorrow|B-time"]}
+        directory.mkdir(parents=True, exist_ok=True)
+        for split, lines in sentences.items():
+            blocks = ["\n".join(" ".join(pair.split("|")) for pair in line.split()) for line in lines]
+            (directory / f"{split}.conll").write_text("\n\n".join(blocks) + "\n")
+        return {"train": "train.conll", "validation": "valid.conll"}
+
     def collate(self, features: Sequence[Feature], pad_token_id: int) -> dict[str, Any]:
         import torch
 

@@ -74,6 +74,24 @@ class QATask(Task):
 
         return load_question_answerer(directory)
 
+    def sample_data(self, directory: Path) -> dict[str, Any]:
+        """Example questions (JSONL: question, context, answers) for ``builder init`` and the conformance suite."""
+        import json
+
+        shop = "The bakery opens at 7 am and closes at 6 pm. It is on Mill Street, next to the library."
+        hub = "The hub glows amber while it starts and turns teal when it is ready. It can manage 64 devices."
+        park = "The park has a lake with ducks. Boats can be rented on weekends for 5 euros an hour."
+        rows = {"train": [("when does the bakery open", shop, "7 am"), ("where is the bakery", shop, "Mill Street"),
+                          ("what is next to the bakery", shop, "the library"), ("what colour is the hub when it is ready", hub, "teal"),
+                          ("how many devices can the hub manage", hub, "64"), ("what colour is the hub while it starts", hub, "amber")],
+                "valid": [("what lives on the lake", park, "ducks"), ("how much does a boat cost", park, "5 euros an hour")]}
+        directory.mkdir(parents=True, exist_ok=True)
+        for split, examples in rows.items():
+            (directory / f"{split}.jsonl").write_text("".join(
+                json.dumps({"question": q, "context": c, "answers": {"text": [a], "answer_start": [c.index(a)]}}) + "\n"
+                for q, c, a in examples))
+        return {"train": "train.jsonl", "validation": "valid.jsonl"}
+
     def collate(self, features: Sequence[Feature], pad_token_id: int) -> dict[str, Any]:
         import torch
 

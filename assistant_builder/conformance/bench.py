@@ -1,0 +1,114 @@
+"""The workbench the functional checks share: a tiny model, a scratch folder, and a task's sample
+data loaded and encoded against the tiny model's tokenizer.
+
+Trainers and exporters are checked on the built-in classification task (part of every
+assistant-builder install), so a third-party trainer or exporter is checked the same way.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assistant_builder.contracts import ComponentOptions, Feature, Task, TaskData
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+MAX_LENGTH = 64
+
+
+def sample_section(task: Task, directory: Path) -> Any:
+    """Ask ``task`` for its sample data in ``directory``; return the ``DataSection`` for it (``None`` if it has none)."""
+    from assistant_builder.recipe.schema import DataSection
+
+    table = task.sample_data(directory)
+    if table is None:
+        return None
+    if not isinstance(table, dict) or "train" not in table:
+        raise TypeError(f"sample_data() must return the recipe's [data] table (a dict with 'train'), got {table!r}")
+    resolved = {k: (str(directory / v) if k in ("train", "validation") and v is not None else v) for k, v in table.items()}
+    return DataSection.model_validate(resolved)
+
+
+@dataclass
+class TaskBench:
+    """A task with its sample data loaded and encoded for the tiny model."""
+
+    task: Task
+    options: ComponentOptions
+    data: TaskData
+    tokenizer: Any
+    pad_id: int
+    train_features: list[Feature]
+    valid_features: list[Feature]
+    model_dir: Path
+
+    def build_model(self, seed: int = 0) -> Any:
+        import torch
+
+        torch.manual_seed(seed)
+        return self.task.build_model(self.model_dir, self.data.labels, self.options, self.train_features)
+
+    def batch(self, features: list[Feature], targets: bool = True) -> dict[str, Any]:
+        """A collated batch; without targets, only the model inputs (as the engine hands exporters)."""
+        if targets:
+            return self.task.collate(features, self.pad_id)
+        bare = [{k: f[k] for k in ("input_ids", "token_type_ids") if k in f} for f in features]
+        return {k: v for k, v in self.task.collate(bare, self.pad_id).items() if k in MODEL_INPUTS}
+
+
+def load_bench(task: Task, model_dir: Path, work_dir: Path) -> TaskBench:
+    """Sample data -> load_data -> encode, with no checks (the task round trip checks each step)."""
+    from assistant_builder.tokenization import load_tokenizer, pad_token_id
+
+    data = sample_section(task, work_dir / "data")
+    if data is None:
+        raise RuntimeError(f"task '{task.name}' has no sample data")
+    options = task.Options()
+    loaded = task.load_data(data, options)
+    tokenizer = load_tokenizer(model_dir, MAX_LENGTH)
+    train = task.encode(loaded.train, tokenizer, loaded.labels, options, MAX_LENGTH)
+    valid = task.encode(loaded.validation, tokenizer, loaded.labels, options, MAX_LENGTH)
+    return TaskBench(task, options, loaded, tokenizer, pad_token_id(tokenizer), train, valid, model_dir)
+
+
+@dataclass
+class Workspace:
+    """Tiny model and scratch space for one conformance session (built lazily, removed by ``close``)."""
+
+    model_dir: Path | None = None
+    work_dir: Path | None = None
+    _temp: Any = field(default=None, repr=False)
+    _benches: dict[str, TaskBench] = field(default_factory=dict, repr=False)
+    _count: int = 0
+
+    def scratch(self, name: str) -> Path:
+        """A new empty folder for one check."""
+        if self.work_dir is None:
+            self._temp = tempfile.TemporaryDirectory(prefix="assistant-builder-conformance-")
+            self.work_dir = Path(self._temp.name)
+        self._count += 1
+        path = self.work_dir / f"{self._count:03d}-{name}"
+        path.mkdir(parents=True)
+        return path
+
+    def tiny_model(self) -> Path:
+        if self.model_dir is None:
+            from assistant_builder.conformance.tiny_model import make_tiny_bert
+
+            self.model_dir = make_tiny_bert(self.scratch("tiny-bert"))
+        return self.model_dir
+
+    def classification_bench(self) -> TaskBench:
+        """The built-in classification task on its sample data: what trainers and exporters are checked with."""
+        if "classification" not in self._benches:
+            from assistant_builder_tasks.classification.task import ClassificationTask
+
+            self._benches["classification"] = load_bench(ClassificationTask(), self.tiny_model(), self.scratch("classification"))
+        return self._benches["classification"]
+
+    def close(self) -> None:
+        if self._temp is not None:
+            self._temp.cleanup()
+            self._temp = None
