@@ -183,8 +183,8 @@ class Task(Component):
 
         Paths in the returned table are relative to ``directory``, e.g.
         ``{"train": "train.jsonl", "validation": "valid.jsonl"}`` (``format`` may be set too). The
-        files must be readable with the task's default ``Options``, hold at least two labels, and
-        give a non-empty validation set. ``builder init`` copies them into a new project as data
+        files must be readable with the task's default ``Options``, hold at least two labels (if
+        the task has labels), and give a non-empty validation set. ``builder init`` copies them into a new project as data
         to replace, and the conformance suite (``builder plugins check``) runs its round trip on
         them with a tiny model. Must not import torch. Default: ``None`` (no sample data; the
         round trip is skipped and ``builder init`` writes only the recipe).
