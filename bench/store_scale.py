@@ -80,11 +80,24 @@ def main() -> int:
                 redo.append(time.perf_counter() - t1)
         size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
 
+    # opening an existing project store, as `builder tui` does: open, count progress, fetch the next item
+    opening, reopen_progress = [], []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        with LabelStore(path, durable=args.durable) as store:
+            t1 = time.perf_counter()
+            store.progress()
+            t2 = time.perf_counter()
+            store.next_item("uncertainty")
+        opening.append(t1 - t0)
+        reopen_progress.append(t2 - t1)
+
     print(f"label store: {args.items:,} items ({progress.labelled:,} labelled), synchronous={'FULL' if args.durable else 'NORMAL'}, "
           f"{os.cpu_count()} CPUs, {size / 1e6:.0f} MB on disk")
     print(f"build {build:.1f} s, suggestions for half the items {suggest:.1f} s, first progress() count {count * 1000:.0f} ms\n")
     print("| operation | calls | median ms | p95 ms | p99 ms | max ms |\n|---|---|---|---|---|---|")
-    for name, values in (("next_item", fetch), ("decide (commit)", decide), ("undo", undo), ("redo", redo)):
+    for name, values in (("open store", opening), ("progress() on open", reopen_progress), ("next_item", fetch),
+                         ("decide (commit)", decide), ("undo", undo), ("redo", redo)):
         print(row(name, values))
     if folder is not None:
         folder.cleanup()
