@@ -44,6 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # pydantic scans every installed distribution for its own plugins on the first model; the CLI
+    # uses none, and the scan is a large share of `builder predict`'s cold start. Set the variable
+    # yourself (e.g. to an empty string) to keep pydantic plugins on.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
     # argparse cannot take positionals after an option (`predict RUN --variant fp32 "text"`):

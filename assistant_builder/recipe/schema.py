@@ -44,22 +44,22 @@ class DataSection(Section):
 
 class TrainSection(Section):
     trainer: str = Field("full", description="trainer plugin name: 'full' or 'lora'")
-    epochs: int = Field(6, ge=1, le=1000)
-    batch_size: int = Field(32, ge=1, le=4096)
+    epochs: int = Field(6, ge=1, le=1000, description="passes over the training data (early stopping may end sooner)")
+    batch_size: int = Field(32, ge=1, le=4096, description="examples per optimiser step (per process), before accumulation")
     learning_rate: float | None = Field(None, gt=0.0, le=1.0, description="peak learning rate of the encoder (or LoRA adapters); default: the trainer's (full 1e-4, lora 2e-3)")
     head_learning_rate: float | None = Field(1e-3, gt=0.0, le=1.0, description="learning rate of the new task head; None = learning_rate")
-    weight_decay: float = Field(0.01, ge=0.0, le=1.0)
+    weight_decay: float = Field(0.01, ge=0.0, le=1.0, description="AdamW decoupled weight decay (not applied to biases and LayerNorm weights)")
     warmup_ratio: float = Field(0.1, ge=0.0, le=0.5, description="fraction of steps with linear warmup, then linear decay")
-    gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
-    max_grad_norm: float = Field(1.0, ge=0.0)
-    seed: int = Field(42, ge=0)
+    gradient_accumulation_steps: int = Field(1, ge=1, le=1024, description="batches whose gradients are summed before each optimiser step")
+    max_grad_norm: float = Field(1.0, ge=0.0, description="clip the gradient norm to this; 0 disables clipping")
+    seed: int = Field(42, ge=0, description="seed of model initialisation, shuffling and dropout (same seed, same data: same weights)")
     early_stopping_patience: int = Field(3, ge=0, description="epochs without improvement before stopping; 0 disables")
     metric: str | None = Field(None, description="validation metric to maximise; default: the task's primary metric")
     group_by_length: bool = Field(True, description="batch examples of similar length together (less padding)")
     checkpoint_every_steps: int = Field(0, ge=0, description="also checkpoint every N optimiser steps; 0 = each epoch only")
-    keep_checkpoints: int = Field(2, ge=1)
+    keep_checkpoints: int = Field(2, ge=1, description="resumable checkpoints kept (the best model is always kept as well)")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="'auto': bf16 on a CUDA GPU that supports it, fp32 on CPU")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto': CUDA when a GPU is visible, else CPU")
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads; default: all cores")
     options: dict[str, Any] = Field(default_factory=dict, description="validated by the trainer's Options")
 
@@ -77,9 +77,9 @@ class OutputSection(Section):
 
 
 class Recipe(Section):
-    recipe_version: Literal[1] = 1
+    recipe_version: Literal[1] = Field(1, description="version of the recipe format; 1 is the only one so far")
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", description="run name, used in the run directory")
-    description: str = ""
+    description: str = Field("", description="free text, shown in reports and `builder tui`")
     task: TaskSection
     model: ModelSection = Field(default_factory=ModelSection)
     data: DataSection

@@ -29,7 +29,7 @@ class ClassificationOptions(ComponentOptions):
     pooling: Literal["mean", "cls"] = Field("mean", description="how token vectors become one text vector")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout before the classification head")
     class_weighting: Literal["none", "balanced"] = Field("none", description="'balanced' weights the loss by inverse label frequency (for skewed labels)")
-    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="cross-entropy label smoothing (0 = none; 0.1 helps with noisy labels)")
     top_k: int = Field(3, ge=1, description="how many labels with scores a prediction lists")
 
     @field_validator("labels")
