@@ -129,13 +129,17 @@ class LabelStore:
         added = seen = 0
         now = time.time()
         with self._transaction() as db:
+            progress = self._counts(db)
             for payload, gold, source, given in rows:
                 status = TODO if gold is None else LABELLED
                 cursor = db.execute("INSERT OR IGNORE INTO items(key, payload, source, gold, status, updated) VALUES (?, ?, ?, ?, ?, ?)",
                                     (item_key(payload, given), _dump(payload), source, _dump(gold), status, now))
                 added += cursor.rowcount
                 seen += 1 - cursor.rowcount
-        self._progress = None
+                if cursor.rowcount:
+                    progress.total += 1
+                    _count(progress, status, gold, +1)
+            self._save_counts(db, progress)
         return added, seen
 
     def item(self, item_id: int) -> Item:
@@ -167,6 +171,7 @@ class LabelStore:
     # -- decisions --------------------------------------------------------------------------------
     def _change(self, db: sqlite3.Connection, item_id: int, gold: Any, status: str, kind: str, note: str | None = None,
                 suggestion: Any = ..., payload: Any = ...) -> Decision:
+        progress = self._counts(db)  # before any write: the snapshot still matches the data
         row = db.execute("SELECT gold, status FROM items WHERE id = ?", (item_id,)).fetchone()
         if row is None:
             raise KeyError(f"no item {item_id} in {self.path}")
@@ -183,9 +188,9 @@ class LabelStore:
         db.execute(f"UPDATE items SET {', '.join(sets)} WHERE id = ?", (*args, item_id))
         seq = db.execute("INSERT INTO history(item_id, kind, before_gold, before_status, after_gold, after_status, time) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?)", (item_id, kind, before_gold, before_status, after_gold, status, now)).lastrowid
-        if self._progress is not None:
-            self._count(before_status, _load(before_gold), -1)
-            self._count(status, gold, +1)
+        _count(progress, before_status, _load(before_gold), -1)
+        _count(progress, status, gold, +1)
+        self._save_counts(db, progress)
         return Decision(seq, item_id, kind, _load(before_gold), before_status, gold, status)  # type: ignore[arg-type]
 
     def _push(self, db: sqlite3.Connection, seq: int) -> None:
@@ -214,11 +219,13 @@ class LabelStore:
         its current ``gold`` and the model's ``suggestion`` shown. Adds the item if it is new."""
         with self._transaction() as db:
             key = item_key(payload)
+            progress = self._counts(db)
             db.execute("INSERT OR IGNORE INTO items(key, payload, source, gold, status, updated) VALUES (?, ?, ?, NULL, ?, ?)",
                        (key, _dump(payload), source, TODO, time.time()))
-            if self._progress is not None and db.execute("SELECT changes()").fetchone()[0]:
-                self._progress.total += 1
-                self._progress.by_status[TODO] += 1
+            if db.execute("SELECT changes()").fetchone()[0]:
+                progress.total += 1
+                progress.by_status[TODO] += 1
+                self._save_counts(db, progress)
             item_id = db.execute("SELECT id FROM items WHERE key = ?", (key,)).fetchone()[0]
             decision = self._change(db, item_id, gold, REVIEW, "send_back", note=note, suggestion=suggestion)
             self._push(db, decision.seq)
@@ -280,22 +287,50 @@ class LabelStore:
         with self._transaction():
             self._set_meta("labels", json.dumps(list(labels)))
 
-    def _count(self, status: str, gold: Any, delta: int) -> None:
-        assert self._progress is not None
-        self._progress.by_status[status] += delta
-        if status == LABELLED:
-            for label in gold_labels(gold):
-                self._progress.per_label[label] += delta
-
     def progress(self) -> Progress:
-        """Counts by status and per label. Computed once, then kept current by this instance's writes."""
+        """Counts by status and per label, read from the snapshot the store keeps with its data.
+
+        Every write transaction updates the snapshot (``meta.progress``) together with a fingerprint
+        of the data it describes (newest history row, newest item). Opening a store of a million
+        items therefore reads one row; only a snapshot whose fingerprint no longer matches (a store
+        written by an older version, or edited by hand) is recounted, once.
+        """
         if self._progress is None:
-            progress = Progress()
-            for status, count in self.db.execute("SELECT status, count(*) FROM items GROUP BY status"):
-                progress.by_status[status] = count
-                progress.total += count
-            self._progress = progress
-            for gold, count in self.db.execute("SELECT gold, count(*) FROM items WHERE status = 'labelled' GROUP BY gold"):
-                for label in gold_labels(_load(gold)):
-                    progress.per_label[label] += count
+            self._progress = self._counts(self.db)
         return Progress(self._progress.total, Counter(self._progress.by_status), Counter(self._progress.per_label))
+
+    def _fingerprint(self, db: sqlite3.Connection) -> str:
+        seq, item = db.execute("SELECT (SELECT COALESCE(MAX(seq), 0) FROM history), (SELECT COALESCE(MAX(id), 0) FROM items)").fetchone()
+        return f"{seq}:{item}"
+
+    def _counts(self, db: sqlite3.Connection) -> Progress:
+        """The current counts: the stored snapshot if it matches the data, else counted from the items."""
+        row = db.execute("SELECT value FROM meta WHERE key = 'progress'").fetchone()
+        if row is not None:
+            saved = json.loads(row[0])
+            if saved.get("fingerprint") == self._fingerprint(db):
+                return Progress(saved["total"], Counter(saved["by_status"]), Counter(saved["per_label"]))
+        progress = Progress()
+        for status, count in db.execute("SELECT status, count(*) FROM items GROUP BY status"):
+            progress.by_status[status] = count
+            progress.total += count
+        for gold, count in db.execute("SELECT gold, count(*) FROM items WHERE status = 'labelled' GROUP BY gold"):
+            for label in gold_labels(_load(gold)):
+                progress.per_label[label] += count
+        return progress
+
+    def _save_counts(self, db: sqlite3.Connection, progress: Progress) -> None:
+        """Store ``progress`` as the snapshot of the data as it is now (inside the write transaction)."""
+        snapshot = {"fingerprint": self._fingerprint(db), "total": progress.total,
+                    "by_status": {k: v for k, v in progress.by_status.items() if v},
+                    "per_label": {k: v for k, v in progress.per_label.items() if v}}
+        self._set_meta("progress", json.dumps(snapshot, sort_keys=True))
+        self._progress = progress
+
+
+def _count(progress: Progress, status: str, gold: Any, delta: int) -> None:
+    """Move one item with ``gold`` into (``delta`` +1) or out of (-1) ``status`` in ``progress``."""
+    progress.by_status[status] += delta
+    if status == LABELLED:
+        for label in gold_labels(gold):
+            progress.per_label[label] += delta
