@@ -1,8 +1,9 @@
 """``BuilderApp``: the Textual app behind ``builder tui``.
 
-Four screens as modes (F1 label, F2 train, F3 evaluate, F4 runs), one label store shared by the
-screens on the UI thread (workers open their own connections). The training engine and the
-suggestion predictor can be injected (tests pass fakes; ``builder tui`` uses the real ones).
+Five screens as modes (F1 label, F2 train, F3 evaluate, F4 runs, F5 export), one label store shared
+by the screens on the UI thread (workers open their own connections). The training engine, the
+suggestion predictor and the exporter can be injected (tests pass fakes; ``builder tui`` uses the
+real ones).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from textual.screen import Screen
 from assistant_builder.tui.messages import RunChosen
 from assistant_builder.tui.project import Project
 from assistant_builder.tui.screens.evaluate import EvaluateScreen
+from assistant_builder.tui.screens.export import ExportScreen
 from assistant_builder.tui.screens.label import LabelScreen
 from assistant_builder.tui.screens.runs import RunsScreen
 from assistant_builder.tui.screens.train import TrainScreen
@@ -27,17 +29,19 @@ from assistant_builder.tui.store import LabelStore
 class BuilderApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "assistant-builder"
-    # F1-F4 are listed by each screen's NavBar (a tab line), leaving the footer to the screen's keys.
+    # F1-F5 are listed by each screen's NavBar (a tab line), leaving the footer to the screen's keys.
     BINDINGS = [
         Binding("f1", "switch_mode('label')", "label", id="app.label", show=False),
         Binding("f2", "switch_mode('train')", "train", id="app.train", show=False),
         Binding("f3", "switch_mode('evaluate')", "evaluate", id="app.evaluate", show=False),
         Binding("f4", "switch_mode('runs')", "runs", id="app.runs", show=False),
+        Binding("f5", "switch_mode('export')", "export", id="app.export", show=False),
         Binding("ctrl+q", "quit", "quit", id="app.quit", priority=True),
     ]
 
     def __init__(self, project: Project, registry: Any, *, engine: Callable[..., Any] | None = None,
-                 predictor_factory: Callable[[Path], Any] | None = None, start: str = "label") -> None:
+                 predictor_factory: Callable[[Path], Any] | None = None, exporter: Callable[..., Any] | None = None,
+                 start: str = "label") -> None:
         super().__init__()
         self.project = project
         self.registry = registry
@@ -49,6 +53,7 @@ class BuilderApp(App[None]):
             "train": lambda: TrainScreen(project, self.store, registry, engine),
             "evaluate": lambda: EvaluateScreen(project, self.store, registry),
             "runs": lambda: RunsScreen(project),
+            "export": lambda: ExportScreen(project, registry, exporter),
         }
         for mode, factory in factories.items():
             self.add_mode(mode, self._remembering(mode, factory))
@@ -67,10 +72,13 @@ class BuilderApp(App[None]):
         self.store.close()
 
     async def on_run_chosen(self, message: RunChosen) -> None:
-        await self.switch_mode("evaluate" if message.action == "evaluate" else "train")
-        screen = self.screens_by_mode["evaluate" if message.action == "evaluate" else "train"]
+        mode = {"evaluate": "evaluate", "export": "export"}.get(message.action, "train")
+        await self.switch_mode(mode)
+        screen = self.screens_by_mode[mode]
         if isinstance(screen, EvaluateScreen):
             screen.show_run(message.run_dir)
+        elif isinstance(screen, ExportScreen):
+            screen.action_reload(prefer=message.run_dir)
         elif isinstance(screen, TrainScreen):
             screen.action_attach(message.run_dir)
 

@@ -107,7 +107,37 @@ class EvaluationLoaded(Message):
 
 @dataclass
 class RunChosen(Message):
-    """A run was picked on the Runs screen: ``action`` is "evaluate" or "attach"."""
+    """A run was picked on the Runs screen: ``action`` is "evaluate", "attach" or "export"."""
 
     run_dir: Path
     action: str
+
+
+# -- export ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ExportProgress(Message):
+    """A stage of the export started (load data, load model, reference, export)."""
+
+    line: str
+
+
+@dataclass
+class ExportVariantDone(Message):
+    """One exported variant was verified (a row of ``export_report.json``)."""
+
+    report: dict[str, Any]
+
+
+@dataclass
+class ExportFinished(Message):
+    """The export ended: ``reports`` of this export, or ``error`` (``verification_failed``: the
+    reports were written and say which variant broke a threshold)."""
+
+    run_dir: Path
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    error: str = ""
+    verification_failed: bool = False
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0

@@ -99,6 +99,16 @@ def _labels_in_data(loaded: LoadedRecipe, task: Any) -> list[str]:
 
 
 # -- run directories --------------------------------------------------------------------------------
+def display_path(path: Path | str) -> str:
+    """``path`` relative to the current directory when it lies under it (what a user would type in
+    this terminal), else absolute."""
+    path = Path(path)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))

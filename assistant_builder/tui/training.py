@@ -17,7 +17,7 @@ from typing import Any
 from assistant_builder.callbacks import (Callback, CheckpointSaved, EvalEnded, ExportVerified, RunEnded, RunStarted, StageStarted,
                                          StepEnded, TrainingStarted)
 from assistant_builder.tui import messages as m
-from assistant_builder.tui.project import read_json, read_log, run_status
+from assistant_builder.tui.project import display_path, read_json, read_log, run_status
 
 Post = Callable[[Any], Any]
 
@@ -107,7 +107,7 @@ class PostingCallback(Callback):
         self.post(m.TrainLog(f"export {event.exporter}/{event.variant}: {'verified' if event.passed else 'FAILED'}"))
 
     def on_run_end(self, event: RunEnded) -> None:
-        self.post(m.TrainLog(f"run finished: {event.run_dir}"))
+        self.post(m.TrainLog(f"run finished: {display_path(event.run_dir)}"))
 
 
 def record_to_messages(record: dict[str, Any]) -> list[Any]:

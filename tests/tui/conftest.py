@@ -4,7 +4,6 @@ training engine (no torch), and a text capture of the screen at a fixed size."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import threading
 import time
@@ -156,13 +155,9 @@ async def wait_until(pilot: Any, condition: Callable[[], bool], timeout: float =
 
 def screen_text(app: Any) -> str:
     """The current screen as plain text (a text snapshot; the SVG ``export_screenshot`` without styles)."""
-    from rich.console import Console
+    from assistant_builder.tui.capture import screen_text as capture
 
-    width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, color_system=None, record=True,
-                      legacy_windows=False, safe_box=False)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens, simplify=True))
-    return console.export_text()
+    return capture(app)
 
 
 # Test modules cannot import conftest under --import-mode=importlib: the helpers travel as fixtures.

@@ -1,5 +1,6 @@
 """The whole loop in the app with the real engine on a tiny random model: label by keys -> train on
-the store -> evaluate -> send an error back -> model suggestions from the run's ONNX bundle."""
+the store -> evaluate -> send an error back and fix it -> export again with int8 and TorchScript ->
+model suggestions from the run's ONNX bundle."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from assistant_builder.testing import TOY_INTENTS, write_intent_data
 from assistant_builder.tui.app import BuilderApp
 from assistant_builder.tui.formats import import_file
 from assistant_builder.tui.project import open_project
-from assistant_builder.tui.store import REVIEW, LabelStore
+from assistant_builder.tui.store import LABELLED, REVIEW, LabelStore
 
 pytestmark = pytest.mark.slow
 
@@ -55,9 +56,26 @@ def test_label_train_evaluate_fix(tmp_path: Path, write_recipe: Any, registry: A
             await tui_helpers.wait_until(pilot, lambda: evaluate.evaluation is not None)
             assert evaluate.evaluation.run.path == train.result.run_dir and "accuracy" in evaluate.evaluation.metrics
             if evaluate.evaluation.errors:
+                true_label = evaluate.evaluation.errors[0].gold  # the highlighted (most confident) error
                 await pilot.press("b")
                 await pilot.press("f1")
                 assert label.current is not None and label.current.status == REVIEW
+                fixed = label.current.id
+                await pilot.press(str(labels.index(true_label) + 1))  # fix: confirm the true label
+                assert app.store.item(fixed).status == LABELLED
+            await pilot.press("f5")
+            export = app.screen
+            await pilot.pause()
+            assert export.run_dir == train.result.run_dir and export.chosen()[0] == ["onnx"]
+            await pilot.click("#opt-onnx-quantize")
+            await pilot.click("#fmt-torchscript")
+            await pilot.press("e")
+            await tui_helpers.wait_until(pilot, lambda: export.result is not None, timeout=300)
+            assert export.result.error == "", export.result.error
+            assert [(r["exporter"], r["variant"]) for r in export.rows] == [("onnx", "fp32"), ("onnx", "int8"), ("torchscript", "fp32")]
+            assert all(r["passed"] for r in export.rows)
+            run_dir = train.result.run_dir
+            assert (run_dir / "exports" / "onnx" / "model.int8.onnx").is_file() and (run_dir / "exports" / "torchscript" / "model.pt").is_file()
             await pilot.press("f1", "m")
             await tui_helpers.wait_until(pilot, lambda: any(i.suggestion for i in app.store.items()), timeout=120)
 

@@ -93,11 +93,11 @@ def test_runs_screen_compares_runs_and_opens_them(make_project: Any, registry: A
             screen = app.screen
             assert isinstance(screen, RunsScreen)
             table = screen.query_one(DataTable)
-            assert [str(c.label) for c in table.columns.values()] == ["run", "status", "trainer", "accuracy", "macro_f1", "best/epochs", "ex/s", "export"]
+            assert [str(c.label) for c in table.columns.values()] == ["run", "status", "trainer", "accuracy", "macro_f1", "best/ep", "ex/s", "export"]
             assert rows(table) == [
-                ["demo-20260103-000000", "running", "full", "0.5000", "–", "–/4", "–", "–"],
-                ["demo-20260102-000000", "finished", "full", "1.0000", "0.9500", "2/4", "88", "–"],
-                ["demo-20260101-000000", "finished", "full", "0.5000", "0.4500", "2/4", "88", "onnx/int8 0.500 1.5ms 23MB"],
+                ["20260103-000000", "running", "full", "0.5000", "–", "–/4", "–", "–"],
+                ["20260102-000000", "finished", "full", "1.0000", "0.9500", "2/4", "88", "–"],
+                ["20260101-000000", "finished", "full", "0.5000", "0.4500", "2/4", "88", "onnx/int8 0.500 1.5ms 23MB"],
             ]
             await pilot.press("down", "down", "enter")
             await pilot.pause()

@@ -1,5 +1,6 @@
 """Runs screen: the project's past runs side by side with their key metrics; Enter opens a run on
-the Evaluate screen, ``a`` follows a running one on the Train screen."""
+the Evaluate screen, ``a`` follows a running one on the Train screen, ``x`` opens a finished one on
+the Export screen."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from assistant_builder.tui.messages import RunChosen
-from assistant_builder.tui.project import Project, RunInfo, list_runs
+from assistant_builder.tui.project import Project, RunInfo, display_path, list_runs
 from assistant_builder.tui.widgets.nav import NavBar
 
 
@@ -27,6 +28,7 @@ class RunsScreen(Screen[None]):
     BINDINGS = [
         Binding("enter", "open", "evaluate run", id="runs.open"),
         Binding("a", "attach", "attach to running", id="runs.attach"),
+        Binding("x", "export", "export run", id="runs.export"),
         Binding("g", "reload", "reload", id="runs.reload"),
     ]
 
@@ -56,18 +58,23 @@ class RunsScreen(Screen[None]):
             for name in ([run.metric] if run.metric else []) + list(run.metrics):
                 if name not in metric_names:
                     metric_names.append(name)
-        metric_names = metric_names[:4]
+        metric_names = metric_names[:2]  # the run's metric and one more: the table fits 100 columns
         table = self.query_one(DataTable)
         table.clear(columns=True)
-        table.add_columns("run", "status", "trainer", *metric_names, "best/epochs", "ex/s", "export")
+        table.add_columns("run", "status", "trainer", *metric_names, "best/ep", "ex/s", "export")
         for run in self.runs:
             metrics = [f"{run.metrics[n]:.4f}" if n in run.metrics else "–" for n in metric_names]
             epochs = f"{run.best_epoch if run.best_epoch is not None else '–'}/{run.epochs or '–'}"
             speed = f"{run.examples_per_second:.0f}" if run.examples_per_second else "–"
-            table.add_row(run.name, run.status, run.trainer, *metrics, epochs, speed, _export_cell(run), key=str(run.path))
-        where = self.project.runs_dir
+            table.add_row(self._short_name(run), run.status, run.trainer, *metrics, epochs, speed, _export_cell(run), key=str(run.path))
+        where = display_path(self.project.runs_dir)
         self.query_one("#runs-title", Static).update(
-            f"{len(self.runs)} runs of '{self.project.name}' in {where}" if self.runs else f"No runs of '{self.project.name}' in {where} yet.")
+            f"{len(self.runs)} run{'s' if len(self.runs) != 1 else ''} of '{self.project.name}' in {where}" if self.runs else f"No runs of '{self.project.name}' in {where} yet.")
+
+    def _short_name(self, run: RunInfo) -> str:
+        """The run's folder name without the recipe name the title already gives (its timestamp)."""
+        prefix = f"{self.project.name}-"
+        return run.name[len(prefix):] if run.name.startswith(prefix) else run.name
 
     def _selected(self) -> RunInfo | None:
         if not self.runs:
@@ -89,3 +96,10 @@ class RunsScreen(Screen[None]):
             self.notify("Select a running run to attach to.", severity="warning")
             return
         self.post_message(RunChosen(run.path, "attach"))
+
+    def action_export(self) -> None:
+        run = self._selected()
+        if run is None or run.status != "finished":
+            self.notify("Select a finished run to export.", severity="warning")
+            return
+        self.post_message(RunChosen(run.path, "export"))

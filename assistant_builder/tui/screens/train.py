@@ -24,7 +24,7 @@ from textual.worker import Worker, get_current_worker
 from assistant_builder.errors import BuilderError, RunInterrupted
 from assistant_builder.tui import messages as m
 from assistant_builder.tui.formats import export_file
-from assistant_builder.tui.project import Project, list_runs
+from assistant_builder.tui.project import Project, display_path, list_runs
 from assistant_builder.tui.store import LabelStore
 from assistant_builder.tui.training import PostingCallback, TrainingState, format_eta, tail_run
 from assistant_builder.tui.widgets.loss_chart import LossChart
@@ -78,7 +78,7 @@ class TrainScreen(Screen[None]):
         lines = [f"data: {source}   [dim](d: switch)[/dim]",
                  f"[b]{s.stage or 'idle'}[/b]   step {s.step}{total}   epoch {s.epoch:.2f}"
                  + (f"/{s.epochs}" if s.epochs else "") + f"   {s.examples_per_second:.0f} examples/s   ETA {format_eta(s.eta_seconds() if s.stage == 'train' else None)}",
-                 f"run: {s.run_dir or '–'}" + (" (attached)" if self.attached else "")]
+                 f"run: {display_path(s.run_dir) if s.run_dir else '–'}" + (" (attached)" if self.attached else "")]
         if s.eval_values:
             lines[-1] += f"   best {s.metric} {max(s.eval_values):.4f}"
         if extra:
@@ -158,7 +158,7 @@ class TrainScreen(Screen[None]):
                 target = self.project.training_file()
                 with LabelStore(self.project.store_path) as store:  # this thread's own connection
                     count = export_file(store, target, self.project.kind, text_field=self.project.text_field, label_field=self.project.label_field)
-                post(m.TrainLog(f"exported {count} labelled items to {target}"))
+                post(m.TrainLog(f"exported {count} labelled items to {display_path(target)}"))
                 overrides.append(f"data.train={json.dumps(str(target))}")
             from assistant_builder.recipe.loader import load_recipe
 
@@ -232,7 +232,8 @@ class TrainScreen(Screen[None]):
             self.state.stage = "finished"
             metrics = message.summary.get("metrics", {})
             self.log_line("finished: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-            self.notify(f"Run finished: {message.run_dir}. F3 shows its evaluation.", title="training finished")
+            self.notify(f"Run finished: {display_path(message.run_dir) if message.run_dir else ''}. F3 shows its evaluation, F5 exports it.",
+                        title="training finished")
         self.render_status(f"[b]{self.state.stage}[/b]" + (f"  resume: {message.resume_command}" if message.resume_command else ""))
         if self.quit_when_done:
             self.app.exit()

@@ -9,7 +9,16 @@ from typing import Any
 from rich.markup import escape
 from textual.widgets import Static
 
+from assistant_builder.tui.project import display_path
 from assistant_builder.tui.store import Item
+
+
+def _source(source: str) -> str:
+    """``/abs/path/file.jsonl:35`` as the user would type it from here (``data/file.jsonl:35``)."""
+    path, sep, line = source.rpartition(":")
+    if sep and line.isdigit() and path.startswith("/"):
+        return f"{display_path(path)}:{line}"
+    return display_path(source) if source.startswith("/") else source
 
 
 def _summary(kind: str, value: Any) -> str:
@@ -34,7 +43,7 @@ class ItemView(Static):
             self.update("[b]Queue empty.[/b] Every item is labelled or skipped.\n\n"
                         "Train on what you labelled (F2), or undo (u) to revisit the last decision.")
             return
-        lines = [f"[dim]#{item.id} · {escape(item.source)} · {item.status}[/dim]", ""]
+        lines = [f"[dim]#{item.id} · {escape(_source(item.source))} · {item.status}[/dim]", ""]
         if kind == "text_class":
             lines += [f"[b]{escape(str(item.payload.get('text', item.payload)))}[/b]", ""]
         elif kind == "answer_span":

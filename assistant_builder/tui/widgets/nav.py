@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-SCREENS = (("f1", "label"), ("f2", "train"), ("f3", "evaluate"), ("f4", "runs"))
+SCREENS = (("f1", "label"), ("f2", "train"), ("f3", "evaluate"), ("f4", "runs"), ("f5", "export"))
 
 
 class NavBar(Static):
-    """``F1 label  F2 train  F3 evaluate  F4 runs`` with ``current`` in reverse video."""
+    """``F1 label  F2 train  F3 evaluate  F4 runs  F5 export`` with ``current`` in reverse video."""
 
     def __init__(self, current: str, **kwargs: object) -> None:
         super().__init__(self.text(current), **kwargs)  # type: ignore[arg-type]
