@@ -9,6 +9,13 @@ GELU (kept only if it still matches, else a warning); ``quantize`` writes an int
 dynamically quantised weights, made from the plain graph (the quantiser cannot type the
 optimizer's contrib ops).
 
+The bundle follows Optimum's layout, so ``optimum.onnxruntime.ORTModelFor*`` and ``AutoTokenizer``
+load it as they are: the graph is ``model.onnx`` with inputs ``input_ids``, ``attention_mask``,
+``token_type_ids`` and the task's named outputs (``logits``, ``start_logits``/``end_logits``), and
+when the task model offers ``hf_config_files()`` (the built-in tasks do) its ``config.json``
+(model type, ``id2label``) and tokenizer configs are written beside it; the engine adds
+``tokenizer.json``. ``bench/optimum_check.py`` checks this against Optimum itself.
+
 Imports torch, onnx and onnxruntime only inside methods (see ``contracts.py``).
 """
 
@@ -26,7 +33,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from assistant_builder.atomic import atomic_path
+from assistant_builder.atomic import atomic_path, atomic_write_json
 from assistant_builder.contracts import ComponentOptions, ExportedArtifact, ExportJob, Exporter, Outputs, Runner
 from assistant_builder.errors import ExportVerificationError, ModelError
 from assistant_builder.hookspecs import hookimpl
@@ -89,6 +96,7 @@ class OnnxExporter(Exporter):
                 _quantize(raw, artifacts[1].path, options.per_channel)
             with atomic_path(artifacts[0].path) as tmp:
                 os.replace(fp32, tmp)
+        write_hf_config_files(job.model, job.output_dir)
         return artifacts
 
     def load_runner(self, artifact: ExportedArtifact, output_names: Sequence[str]) -> Runner:
@@ -109,6 +117,20 @@ class OnnxExporter(Exporter):
             return dict(zip(wanted, values))
 
         return run
+
+
+def write_hf_config_files(model: Any, directory: Path) -> list[Path]:
+    """Write the Hugging Face config files a task model offers (``hf_config_files()``: name -> JSON content)."""
+    offer = getattr(model, "hf_config_files", None)
+    if not callable(offer):
+        return []
+    written = []
+    for name, content in offer().items():
+        if Path(name).name != name or not name.endswith(".json"):
+            raise ModelError(f"hf_config_files() must name plain .json files, got {name!r}")
+        atomic_write_json(directory / name, content)
+        written.append(directory / name)
+    return written
 
 
 def _numpy(names: Sequence[str], tensors: Sequence[Any]) -> dict[str, np.ndarray]:

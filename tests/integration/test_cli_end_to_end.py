@@ -96,7 +96,7 @@ def test_same_seed_gives_identical_results(project, tmp_path, capsys):
     a = json.loads((first / "metrics.json").read_text())
     b = json.loads((second / "metrics.json").read_text())
     assert a["history"] == b["history"]
-    assert (first / "model" / "classification_head.safetensors").read_bytes() == (second / "model" / "classification_head.safetensors").read_bytes()
+    assert (first / "model" / "model.safetensors").read_bytes() == (second / "model" / "model.safetensors").read_bytes()
 
 
 def test_export_failing_threshold_fails_the_run(project, tmp_path, capsys):

@@ -75,7 +75,7 @@ def test_qa_run_export_verify_predict(tmp_path, write_recipe, capsys):
         assert report["passed"] and report["agreement"] == 1.0 and report["max_abs_diff"] < 1e-3, report
     manifest = json.loads((run_dir / "exports" / "onnx" / "manifest.json").read_text())
     assert manifest["task"] == "qa" and manifest["sequence_outputs"] == ["start_logits", "end_logits"]
-    assert {"qa_head.safetensors", "qa_head.json", "config.json"} <= {p.name for p in (run_dir / "model").iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer_config.json"} <= {p.name for p in (run_dir / "model").iterdir()}
 
     context = valid[0]["context"]
     assert main(["predict", str(run_dir), "--variant", "fp32", "--question", valid[0]["question"], "--context", context]) == 0

@@ -75,7 +75,7 @@ def test_sigterm_then_resume_matches_uninterrupted_run(recipe, tmp_path, capsys,
     a = json.loads((uninterrupted / "metrics.json").read_text())
     b = json.loads((interrupted / "metrics.json").read_text())
     assert a["history"] == b["history"]
-    for name in ("model.safetensors", "classification_head.safetensors"):
+    for name in ("model.safetensors", "config.json"):
         assert (uninterrupted / "model" / name).read_bytes() == (interrupted / "model" / name).read_bytes()
 
 

@@ -2,11 +2,23 @@
 
 Mean pooling is the default because sentence encoders such as all-MiniLM-L6-v2 were trained with
 it and ship no trained pooler; a CLS head on them starts from a random pooler and learns slowly.
+
+Saved model folders load with plain transformers: transformers has no class for this head (its
+``*ForSequenceClassification`` goes through the pooler's dense+tanh layer, which ``cls`` pooling
+here skips and mean pooling replaces), so the folder carries ``modeling_pooled_encoder.py`` (a
+small self-contained file, torch and transformers only) and config.json maps
+``AutoModelForSequenceClassification`` to it: ``pipeline("text-classification", model=folder,
+trust_remote_code=True)``. Weights use the standard names (``bert.*`` + ``classifier.*``), so
+``AutoModel.from_pretrained(folder)`` gives the fine-tuned encoder. The alternatives were worse: a
+sentence-transformers layout does not load in ``pipeline``, and re-expressing the head as
+``BertForSequenceClassification`` is impossible (mean pooling) or lossy. Works for any encoder
+``AutoModel`` knows (the encoder is built from config.json's ``model_type``).
 This module imports torch and is only imported when a model is built or loaded.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +26,25 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from assistant_builder_tasks._encoder import load_encoder, load_head, read_head_config, save_encoder_and_head
+from assistant_builder_tasks._encoder import (
+    bundle_files, encoder_prefix, hf_config, load_encoder, load_head_weights, load_legacy_head, load_model_folder,
+    read_legacy_head_config, save_model_folder, set_labels, tokenizer_files,
+)
 
-HEAD_FILE = "classification_head.safetensors"
-HEAD_CONFIG = "classification_head.json"
+#: the self-contained modeling file written into saved folders (this package's copy is its template)
+CODE_FILE = "modeling_pooled_encoder.py"
+ARCHITECTURE = "PooledEncoderForSequenceClassification"
+AUTO_MAP = {"AutoModelForSequenceClassification": f"{CODE_FILE[:-3]}.{ARCHITECTURE}"}
+LEGACY_HEAD_FILE = "classification_head.safetensors"
+LEGACY_HEAD_CONFIG = "classification_head.json"
 
 
 class SequenceClassifier(nn.Module):
     """Encoder + pooling + dropout + linear head. ``forward`` returns ``{"logits", ["loss"]}``."""
 
     head_modules = ("classifier",)
+    #: tokenizer_config.json / special_tokens_map.json contents written with the model
+    tokenizer_files: dict[str, dict[str, Any]] = {}
 
     def __init__(self, encoder: nn.Module, num_labels: int, pooling: str = "mean", dropout: float = 0.1,
                  class_weights: list[float] | None = None, label_smoothing: float = 0.0) -> None:
@@ -61,21 +82,49 @@ class SequenceClassifier(nn.Module):
             output["loss"] = F.cross_entropy(logits.float(), labels, weight=self.class_weights, label_smoothing=self.label_smoothing)
         return output
 
+    def _config_updates(self) -> dict[str, Any]:
+        return {"pooling": self.pooling, "problem_type": "single_label_classification"}
+
     def save_pretrained(self, directory: Path, labels: list[str]) -> None:
-        """Save the encoder in Hugging Face format plus the head (safetensors) and its config."""
-        save_encoder_and_head(self.encoder, self.classifier, directory, HEAD_FILE, HEAD_CONFIG,
-                              {"pooling": self.pooling, "labels": list(labels), "num_labels": len(labels)}, list(labels))
+        """Save as a Hugging Face model folder with the custom head's code (see the module docstring)."""
+        set_labels(self.encoder, labels)
+        save_model_folder(directory, self.encoder, {"classifier": self.classifier}, architecture=ARCHITECTURE,
+                          updates=self._config_updates(), auto_map=AUTO_MAP,
+                          code_files={CODE_FILE: modeling_code(encoder_prefix(self.encoder))},
+                          tokenizer_files=self.tokenizer_files)
+
+    def hf_config_files(self) -> dict[str, dict[str, Any]]:
+        """config.json and tokenizer configs for an exported bundle (read by the onnx exporter)."""
+        config = hf_config(self.encoder, architecture=ARCHITECTURE, updates=self._config_updates())
+        return bundle_files(config, self.tokenizer_files)
+
+
+def modeling_code(prefix: str) -> str:
+    """The text of ``modeling_pooled_encoder.py`` for an encoder whose weights sit under ``prefix``."""
+    template = (Path(__file__).parent / CODE_FILE).read_text(encoding="utf-8")
+    code, count = re.subn(r'^ENCODER_ATTRIBUTE = "bert"$', f"ENCODER_ATTRIBUTE = {prefix!r}", template, flags=re.MULTILINE)
+    if count != 1 or not prefix.isidentifier():
+        raise RuntimeError(f"cannot write {CODE_FILE} for encoder prefix {prefix!r}")
+    return code
 
 
 def build_classifier(base_model: Path, num_labels: int, pooling: str, dropout: float,
                      class_weights: list[float] | None, label_smoothing: float) -> SequenceClassifier:
     """Load the encoder from ``base_model`` and put a fresh head on it."""
-    return SequenceClassifier(load_encoder(base_model), num_labels, pooling, dropout, class_weights, label_smoothing)
+    model = SequenceClassifier(load_encoder(base_model), num_labels, pooling, dropout, class_weights, label_smoothing)
+    model.tokenizer_files = tokenizer_files(base_model)
+    return model
 
 
 def load_classifier(directory: Path) -> SequenceClassifier:
-    """Load a classifier saved by ``SequenceClassifier.save_pretrained``."""
-    head = read_head_config(directory, HEAD_CONFIG)
-    model = SequenceClassifier(load_encoder(directory), head["num_labels"], head["pooling"], 0.0)
-    load_head(model.classifier, directory, HEAD_FILE)
+    """Load a classifier saved by ``SequenceClassifier.save_pretrained`` (or by an earlier version)."""
+    legacy = read_legacy_head_config(directory, LEGACY_HEAD_CONFIG)
+    if legacy is not None:
+        model = SequenceClassifier(load_encoder(directory), legacy["num_labels"], legacy["pooling"], 0.0)
+        load_legacy_head(model.classifier, directory, LEGACY_HEAD_FILE)
+    else:
+        encoder, head, config = load_model_folder(directory)
+        model = SequenceClassifier(encoder, config.num_labels, getattr(config, "pooling", "mean"), 0.0)
+        load_head_weights(model.classifier, "classifier", head, directory)
+    model.tokenizer_files = tokenizer_files(directory)
     return model.eval()

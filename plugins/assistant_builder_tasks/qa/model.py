@@ -1,6 +1,8 @@
 """The extractive QA model: a pretrained encoder and a linear layer giving start and end logits per token.
 
-The same head as Hugging Face's ``*ForQuestionAnswering``. The loss is the mean of the
+The same head as Hugging Face's ``*ForQuestionAnswering``, and saved as one: the folder loads with
+``AutoModelForQuestionAnswering.from_pretrained(folder)`` (see ``_encoder.py`` for the layout;
+transformers 4 also has ``pipeline("question-answering")``, removed in 5). The loss is the mean of the
 cross-entropies of the start and end positions; padding is masked out of the loss only (the
 decoder trims padding itself), so the exported graph stays a plain encoder + linear layer.
 This module imports torch and is only imported when a model is built or loaded.
@@ -15,16 +17,24 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from assistant_builder_tasks._encoder import load_encoder, load_head, save_encoder_and_head
+from assistant_builder_tasks._encoder import (
+    bundle_files, load_encoder, load_head_weights, load_legacy_head, load_model_folder, read_legacy_head_config,
+    save_model_folder, task_config, tokenizer_files,
+)
 
-HEAD_FILE = "qa_head.safetensors"
-HEAD_CONFIG = "qa_head.json"
+MAPPING = "MODEL_FOR_QUESTION_ANSWERING_MAPPING"
+#: transformers' QA classes size their start/end layer by num_labels
+QA_CONFIG = {"num_labels": 2}
+LEGACY_HEAD_FILE = "qa_head.safetensors"
+LEGACY_HEAD_CONFIG = "qa_head.json"
 
 
 class QuestionAnswerer(nn.Module):
     """Encoder + ``Linear(hidden, 2)``. ``forward`` returns ``{"start_logits", "end_logits", ["loss"]}``."""
 
     head_modules = ("qa_outputs",)
+    #: tokenizer_config.json / special_tokens_map.json contents written with the model
+    tokenizer_files: dict[str, dict[str, Any]] = {}
 
     def __init__(self, encoder: nn.Module) -> None:
         super().__init__()
@@ -54,18 +64,31 @@ class QuestionAnswerer(nn.Module):
         return output
 
     def save_pretrained(self, directory: Path) -> None:
-        """Save the encoder in Hugging Face format plus the head (safetensors) and its config."""
-        save_encoder_and_head(self.encoder, self.qa_outputs, directory, HEAD_FILE, HEAD_CONFIG,
-                              {"hidden_size": self.encoder.config.hidden_size, "outputs": ["start_logits", "end_logits"]})
+        """Save as transformers' ``*ForQuestionAnswering`` of the encoder's model type."""
+        save_model_folder(directory, self.encoder, {"qa_outputs": self.qa_outputs}, mapping=MAPPING, updates=QA_CONFIG,
+                          tokenizer_files=self.tokenizer_files)
+
+    def hf_config_files(self) -> dict[str, dict[str, Any]]:
+        """config.json and tokenizer configs for an exported bundle (read by the onnx exporter)."""
+        config = task_config(self.encoder, {"qa_outputs": self.qa_outputs}, mapping=MAPPING, updates=QA_CONFIG)
+        return bundle_files(config, self.tokenizer_files)
 
 
 def build_question_answerer(base_model: Path) -> QuestionAnswerer:
     """Load the encoder from ``base_model`` and put a fresh start/end head on it."""
-    return QuestionAnswerer(load_encoder(base_model))
+    model = QuestionAnswerer(load_encoder(base_model))
+    model.tokenizer_files = tokenizer_files(base_model)
+    return model
 
 
 def load_question_answerer(directory: Path) -> QuestionAnswerer:
-    """Load a model saved by ``QuestionAnswerer.save_pretrained`` (eval mode, CPU)."""
-    model = QuestionAnswerer(load_encoder(directory))
-    load_head(model.qa_outputs, directory, HEAD_FILE)
+    """Load a model saved by ``QuestionAnswerer.save_pretrained`` (or by an earlier version), eval mode, CPU."""
+    if read_legacy_head_config(directory, LEGACY_HEAD_CONFIG) is not None:
+        model = QuestionAnswerer(load_encoder(directory))
+        load_legacy_head(model.qa_outputs, directory, LEGACY_HEAD_FILE)
+    else:
+        encoder, head, _ = load_model_folder(directory)
+        model = QuestionAnswerer(encoder)
+        load_head_weights(model.qa_outputs, "qa_outputs", head, directory)
+    model.tokenizer_files = tokenizer_files(directory)
     return model.eval()
