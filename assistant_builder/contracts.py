@@ -143,6 +143,10 @@ class Task(Component):
         the task's ``output_names`` and, when targets are given, ``loss``. The module has a
         ``head_modules`` attribute: names of the freshly initialised sub-modules (always trained,
         kept trainable under LoRA). ``train_features`` lets the task compute class weights.
+
+        Optional: a ``hf_config_files()`` method returning ``{file name: JSON content}`` (e.g.
+        ``config.json`` with ``id2label``, ``tokenizer_config.json``). The ONNX exporter writes
+        those files into the bundle so Optimum's ``ORTModelFor...`` classes can load it.
         """
 
     @abstractmethod
@@ -171,7 +175,12 @@ class Task(Component):
         return repr(sorted((k, v) for k, v in prediction.items() if k not in ("score", "scores", "top")))
 
     def save_model(self, model: Any, directory: Path, labels: Sequence[str]) -> None:
-        """Save ``model`` to ``directory`` in Hugging Face format (default: ``save_pretrained``)."""
+        """Save ``model`` to ``directory`` as a Hugging Face model folder (default: ``save_pretrained``).
+
+        The folder should load with ``transformers`` alone (``pipeline(...)`` or an
+        ``AutoModelFor...`` class, with ``trust_remote_code`` if the head is custom) and with
+        ``load_model``. The engine adds ``tokenizer.json``.
+        """
         model.save_pretrained(directory)
 
     def load_model(self, directory: Path) -> Any:
