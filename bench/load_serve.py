@@ -263,10 +263,12 @@ def run_config(bundle: Path, server_args: str, args: argparse.Namespace) -> dict
             if time.monotonic() > deadline:
                 raise SystemExit(f"server not ready after {args.startup_timeout} s: {shlex.join(command)}")
             time.sleep(0.1)
-        if args.generator == "wrk":
-            result = drive_wrk(base, process.pid, args, headers)
-        else:
-            result = asyncio.run(drive(base, process.pid, args, headers))
+        drive_once = (lambda a: drive_wrk(base, process.pid, a, headers)) if args.generator == "wrk" else (
+            lambda a: asyncio.run(drive(base, process.pid, a, headers)))
+        result = drive_once(args)
+        if args.recovery_duration:  # the same server, right after: does it answer normally again?
+            calm = argparse.Namespace(**{**vars(args), "clients": args.recovery_clients, "duration": args.recovery_duration})
+            result["recovery"] = {"clients": args.recovery_clients, **drive_once(calm)}
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -290,7 +292,13 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
              "| server args | req/s | examples/s | p50 ms | p95 ms | p99 ms | ok | 503 | other status | transport errors "
              "| model calls | RSS start/peak/end MiB | exit |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = []
     for r in results:
+        rows.append(r)
+        if "recovery" in r:
+            rows.append({**r["recovery"], "server_args": f"{r['server_args']} (then {r['recovery']['clients']} clients)",
+                         "exit_code": r["exit_code"]})
+    for r in rows:
         other = {k: v for k, v in r["status"].items() if k not in ("200", "503")}
         rss = r["rss_mib"]
         lines.append(f"| `{r['server_args'] or '(defaults)'}` | {f(r['requests_per_s'])} | {f(r['examples_per_s'])} "
@@ -325,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server-log", type=Path, default=None, help="append the server's stderr (JSON request lines) here")
     parser.add_argument("--json-out", type=Path, default=None, help="also write the results as JSON")
     parser.add_argument("--server-cpus", type=_cpus, default=None, metavar="LIST", help="pin the server to these CPUs, e.g. 1 or 2-3")
+    parser.add_argument("--recovery-clients", type=int, default=8, help="clients of the recovery phase (default 8)")
+    parser.add_argument("--recovery-duration", type=float, default=0.0,
+                        help="after the main phase, load the same server with --recovery-clients for this many seconds (default 0: no)")
     parser.add_argument("--generator", choices=("httpx", "wrk"), default="httpx",
                         help="load generator: Python asyncio + httpx clients in this process (default), or the wrk binary "
                              "(C, far less CPU; latency then covers all responses, 503s included)")
