@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant_builder.atomic import atomic_write_text
+from assistant_builder.datasources import read_jsonl
 from assistant_builder.errors import DataError
 from assistant_builder.tui.store import LABELLED, LabelStore
 
@@ -45,16 +46,10 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, line in _lines(path):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{number}: malformed JSON ({exc.msg} at column {exc.colno})", hint="each line must be one JSON object") from None
-        if not isinstance(value, dict):
-            raise DataError(f"{path}:{number}: expected a JSON object, got {type(value).__name__}")
-        yield number, value
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; expected a data file to import")
+    for record in read_jsonl(path):
+        yield record.number, record.row
 
 
 def detect(path: Path, kind: str) -> str:
