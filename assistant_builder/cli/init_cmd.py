@@ -16,10 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant_builder.basemodels import ALIASES, DEFAULT_BASE_MODEL
-from assistant_builder.cli.common import load_registry
 from assistant_builder.errors import BuilderError
-from assistant_builder.recipe.schema import ExportSection, TrainSection
-from assistant_builder.recipe.starter import render_recipe
 
 RECIPE = "recipe.toml"
 DATA = "data"
@@ -113,6 +110,9 @@ def plan(args: argparse.Namespace, registry: Any, staging: Path) -> tuple[dict[s
         note = f"task '{task.name}' has no sample data: put your training data at {directory / values['data.train']}, then"
     if args.trainer:
         values["train.trainer"] = args.trainer
+    from assistant_builder.recipe.schema import ExportSection, TrainSection
+    from assistant_builder.recipe.starter import render_recipe
+
     trainer_name = args.trainer or TrainSection.model_fields["trainer"].default
     formats = ExportSection().formats
     components = {
@@ -129,6 +129,8 @@ def plan(args: argparse.Namespace, registry: Any, staging: Path) -> tuple[dict[s
 
 
 def run(args: argparse.Namespace) -> int:
+    from assistant_builder.cli.common import load_registry  # the registry and recipe schema only when used
+
     registry = load_registry()
     directory = Path(args.directory)
     if directory.exists() and not directory.is_dir():

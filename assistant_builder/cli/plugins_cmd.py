@@ -10,10 +10,6 @@ import json
 from typing import Any
 
 from assistant_builder.cli import plugins_check
-from assistant_builder.registry import KINDS, build_registry
-
-#: JSON keys / table labels of the component kinds, in registry order: tasks, trainers, exporters, loggers
-PLURALS = tuple(f"{kind}s" for kind in KINDS)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -28,6 +24,9 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from assistant_builder.registry import KINDS, build_registry  # not at import: `builder predict` builds this parser too
+
+    plurals = tuple(f"{kind}s" for kind in KINDS)  # JSON keys / table labels, in registry order
     registry = build_registry()
     info = getattr(registry.manager, "plugin_info", {})
     grouped = registry.by_plugin()
@@ -36,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         plugin = info.get(name)
         row: dict[str, Any] = {"plugin": name, "distribution": plugin.distribution if plugin else "?",
                                "version": plugin.version if plugin else "?"}
-        for kind, plural in zip(KINDS, PLURALS):
+        for kind, plural in zip(KINDS, plurals):
             row[plural] = sorted(r.name for r in grouped.get(name, []) if r.kind == kind)
         rows.append(row)
     failures = [{"plugin": f.name, "distribution": f.distribution, "error": f.error, "traceback": f.traceback} for f in registry.failures]
@@ -45,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     header = ("plugin", "distribution", "version", "provides")
     lines = [(r["plugin"], r["distribution"], r["version"],
-              "; ".join(f"{kind}: {', '.join(r[kind])}" for kind in PLURALS if r[kind])) for r in rows]
+              "; ".join(f"{kind}: {', '.join(r[kind])}" for kind in plurals if r[kind])) for r in rows]
     widths = [max(len(str(x)) for x in column) for column in zip(header, *lines)]
     for line in (header, *lines):
         print("  ".join(str(value).ljust(width) for value, width in zip(line, widths)).rstrip())

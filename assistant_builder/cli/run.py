@@ -14,10 +14,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from assistant_builder.cli.common import load_registry
 from assistant_builder.distributed import is_main_process
 from assistant_builder.errors import ConfigError, ConfigIssue
-from assistant_builder.recipe.loader import load_recipe, load_run_recipe
 
 
 def add_parser(subparsers: Any) -> None:
@@ -47,6 +45,10 @@ def _install_stop_handlers(stop_event: threading.Event) -> dict[int, Any]:
 def run(args: argparse.Namespace) -> int:
     from assistant_builder.cli.progress import ConsoleProgress, render_summary
     from assistant_builder.engine import run as run_engine
+
+    # imported here, not at module level: building the parser for `builder predict` stays light
+    from assistant_builder.cli.common import load_registry
+    from assistant_builder.recipe.loader import load_recipe, load_run_recipe
 
     registry = load_registry()
     resume_dir = None

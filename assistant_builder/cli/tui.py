@@ -10,7 +10,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from assistant_builder.cli.common import load_registry
 from assistant_builder.errors import BuilderError
 
 
@@ -26,6 +25,8 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from assistant_builder.tui.project import find_recipe, open_project
+
+    from assistant_builder.cli.common import load_registry
 
     registry = load_registry()
     project = open_project(Path(args.recipe) if args.recipe else find_recipe(Path.cwd()), registry)

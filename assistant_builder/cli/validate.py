@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from assistant_builder.recipe.loader import load_recipe
-from assistant_builder.cli.common import load_registry
 
 
 def add_parser(subparsers: Any) -> None:
@@ -17,6 +15,9 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from assistant_builder.cli.common import load_registry
+    from assistant_builder.recipe.loader import load_recipe
+
     loaded = load_recipe(args.recipe, args.overrides, registry=load_registry())
     recipe = loaded.recipe
     print(f"{args.recipe}: ok — task '{recipe.task.type}', trainer '{recipe.train.trainer}', "

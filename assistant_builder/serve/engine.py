@@ -5,8 +5,9 @@ its own task options. ``Scheduler`` owns the bounded queue: ``submit`` raises ``
 once when ``queue_size`` requests are already waiting (the app answers 503 + ``Retry-After``),
 so the backlog never grows without bound. With ``max_queue_wait_ms > 0`` it also sheds load by
 time, which a count alone cannot do when the model is slow: a request is refused at once when the
-queue ahead of it would take longer than that to clear (estimated from recent model calls), and a
-request that has waited longer than that is answered 503 instead of being run late. With ``micro_batch_ms > 0`` the scheduler collects
+queue ahead of it would take longer than that to clear (at the cheapest recent cost per request),
+and a request that has waited longer than that is answered 503 instead of being run late. With
+``micro_batch_ms > 0`` the scheduler collects
 requests for up to that many milliseconds (or until ``max_batch`` examples) before one call;
 otherwise each request gets its own call. At most ``threads`` calls run at once. Inside a call,
 ``run_features`` length-sorts the examples into padded batches of ``MODEL_BATCH_SIZE``.
@@ -99,8 +100,8 @@ class Engine:
 class Scheduler:
     """The bounded queue in front of the thread pool; create and ``start`` it inside the event loop."""
 
-    #: weight of the newest model call in the running estimate of seconds per queued request
-    COST_SMOOTHING = 0.2
+    #: model calls whose per-request cost the admission estimate looks at
+    COST_WINDOW = 64
 
     def __init__(self, engine: Engine, *, threads: int, queue_size: int, max_batch: int, micro_batch_ms: float,
                  metrics: ServeMetrics, max_queue_wait_ms: float = 0.0) -> None:
@@ -108,8 +109,9 @@ class Scheduler:
         self.threads = threads
         self.queue_size = queue_size
         self.max_wait = max_queue_wait_ms / 1000.0
-        #: running estimate of model seconds per request (None until the first call ends)
+        #: the cheapest recent model cost per request, seconds (None until the first call ends)
         self.seconds_per_job: float | None = None
+        self._costs: collections.deque[float] = collections.deque(maxlen=self.COST_WINDOW)
         self.max_batch = max_batch
         self.window = micro_batch_ms / 1000.0
         self.metrics = metrics
@@ -229,9 +231,12 @@ class Scheduler:
             task.add_done_callback(self._calls.discard)
 
     def _record_cost(self, seconds_per_job: float) -> None:
-        previous = self.seconds_per_job
-        self.seconds_per_job = seconds_per_job if previous is None else (
-            previous + self.COST_SMOOTHING * (seconds_per_job - previous))
+        """Admission uses the cheapest recent cost, not an average: under overload every call slows
+        down (the event loop answering 503s competes for the CPU), and an average would then refuse
+        ever more requests, starving the model. Requests admitted too optimistically are caught by
+        the actual-wait check instead, before they cost a model call."""
+        self._costs.append(seconds_per_job)
+        self.seconds_per_job = min(self._costs)
 
     async def _call(self, batch: list[Job]) -> None:
         try:

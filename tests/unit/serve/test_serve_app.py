@@ -320,20 +320,24 @@ class SlowEngine(Engine):
     def __init__(self, predictor: Any, seconds: float) -> None:
         super().__init__(predictor)
         self.seconds = seconds
+        self.started = threading.Event()
 
     def run(self, jobs):  # type: ignore[no-untyped-def]
+        self.started.set()
         time.sleep(self.seconds)
         return super().run(jobs)
 
 
 def test_a_request_is_refused_at_once_when_the_queue_ahead_would_take_too_long(make_client: Any, serve_predictor: Any) -> None:
-    client = make_client(engine=SlowEngine(serve_predictor, 0.5), threads=1, queue_size=10, max_queue_wait_ms=300)
+    engine = SlowEngine(serve_predictor, 0.5)
+    client = make_client(engine=engine, threads=1, queue_size=10, max_queue_wait_ms=300)
     scheduler = client.app.state.serve.scheduler
     assert client.post("/predict", json={"inputs": ["hello"]}).status_code == 200  # measures the model's speed
     assert scheduler.seconds_per_job == pytest.approx(0.5, abs=0.2)
+    engine.started.clear()
     with ThreadPoolExecutor(2) as pool:
         running = pool.submit(client.post, "/predict", json={"inputs": ["hello"]})
-        wait_until(lambda: not scheduler.pending and scheduler._slots.locked())
+        assert engine.started.wait(10)  # its model call is under way
         queued = pool.submit(client.post, "/predict", json={"inputs": ["rain tomorrow"]})
         wait_until(lambda: len(scheduler.pending) == 1)
         started = time.monotonic()
@@ -435,3 +439,21 @@ def test_model_failures_are_json_500_and_task_data_errors_422(make_client: Any, 
     assert rejected.status_code == 422 and rejected.json()["error"]["message"] == "inputs[0]: too many tokens for this task"
     assert metric(client, 'assistant_builder_errors_total{route="/predict",kind="server_error"}') == 1
     assert client.get("/health").status_code == 200
+
+
+def test_admission_uses_the_cheapest_recent_cost_so_slow_overloaded_calls_do_not_starve_the_model() -> None:
+    from assistant_builder.serve.engine import Scheduler
+    from assistant_builder.serve.metrics import ServeMetrics
+
+    scheduler = Scheduler(None, threads=2, queue_size=10, max_batch=8, micro_batch_ms=0, metrics=ServeMetrics(),  # type: ignore[arg-type]
+                          max_queue_wait_ms=100)
+    assert scheduler.expected_wait() == 0 and scheduler.seconds_per_job is None
+    for cost in (0.004, 0.050, 0.080):  # calls slowed down by an overloaded event loop
+        scheduler._record_cost(cost)
+    assert scheduler.seconds_per_job == 0.004
+    scheduler.pending.extend([Job([], None)] * 6)  # type: ignore[arg-type]
+    assert scheduler.expected_wait() == pytest.approx(6 * 0.004 / 2)
+    for _ in range(Scheduler.COST_WINDOW):  # the cheap call has left the window: the model really is slower now
+        scheduler._record_cost(0.030)
+    assert scheduler.seconds_per_job == 0.030
+    scheduler.executor.shutdown()
