@@ -2,7 +2,7 @@
 through the product path (`builder run`).
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/joint_nlu_datasets.py atis [--epochs 10]
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/joint_nlu_datasets.py snips [--epochs 3]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/joint_nlu_datasets.py snips [--epochs 4]
 
 Needs the plugin installed (`pip install examples/plugins/builder-joint-nlu`). Writes a recipe into
 a temporary folder that points at ``../shared/data/<dataset>/{train,valid}`` (the ``seq.in`` /
@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-DATASETS = {"atis": {"epochs": 10}, "snips": {"epochs": 3}}
+DATASETS = {"atis": {"epochs": 10}, "snips": {"epochs": 4}}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -51,7 +51,7 @@ def recipe_text(dataset: str, root: Path, args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", choices=sorted(DATASETS))
-    parser.add_argument("--epochs", type=int, default=None, help="default: atis 10, snips 3")
+    parser.add_argument("--epochs", type=int, default=None, help="default: atis 10, snips 4")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=1e-4)

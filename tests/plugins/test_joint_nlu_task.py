@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from assistant_builder.errors import DataError
 from assistant_builder.recipe.schema import DataSection
+from assistant_builder.testing import conformance_tests
 from assistant_builder.tokenization import load_tokenizer
 
 joint_nlu = pytest.importorskip("builder_joint_nlu", reason="install the plugin: pip install examples/plugins/builder-joint-nlu")
@@ -77,6 +78,17 @@ def test_task_declares_the_full_contract(task):
         options(task, intents=["a", "a"])
     with pytest.raises(ValidationError, match="without B-/I- prefixes"):
         options(task, slot_types=["B-city"])
+
+
+# the host's conformance suite (what `builder plugins check joint_nlu` runs), strict: no skips or warnings
+test_joint_nlu_conforms = conformance_tests(joint_nlu.JointNluTask, strict=True)
+
+
+def test_sample_data_is_readable_with_default_options(task, tmp_path):
+    section = task.sample_data(tmp_path)
+    loaded = load(task, tmp_path / section["train"], tmp_path / section["validation"])
+    assert len(loaded.train) == 6 and len(loaded.validation) == 3
+    assert loaded.train[1].tags == ("O", "O", "B-room", "O", "O", "B-level", "I-level")
 
 
 def test_plugin_imports_only_the_public_core_and_no_heavy_library_at_module_level():

@@ -11,6 +11,7 @@ last words are tagged ``O`` (a warning says how many labelled utterances that cu
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -95,6 +96,28 @@ class JointNluTask(Task):
             raise DataError(f"{data.train}: no validation utterances", hint="add data.validation or more utterances")
         intents, slot_types = check_labels(train, validation, options)
         return TaskData(train, validation, combined_labels(intents, slot_types), sources)
+
+    def sample_data(self, directory: Path) -> dict[str, Any]:
+        """A few smart-home requests as JSONL (``builder init`` and the conformance suite use them)."""
+        marked = {"train": ["lights|turn off the [kitchen](room) lights", "lights|dim the [bedroom](room) lights to [30 percent](level)",
+                            "play_music|play some [jazz](genre) in the [kitchen](room)", "play_music|put on [Nina Simone](artist)",
+                            "set_timer|set a timer for [10 minutes](duration)", "set_timer|start a [pasta](timer_name) timer for [9 minutes](duration)"],
+                  "valid": ["lights|switch on the [hallway](room) lights", "play_music|play [blues](genre) in the [bedroom](room)",
+                            "set_timer|timer for [20 minutes](duration)"]}
+        directory.mkdir(parents=True, exist_ok=True)
+        for split, lines in marked.items():
+            rows = []
+            for line in lines:
+                intent, text = line.split("|")
+                slots = []
+                while "[" in text:
+                    start, middle, close = text.index("["), text.index("]("), text.index(")")
+                    value = text[start + 1 : middle]
+                    slots.append({"start": start, "end": start + len(value), "label": text[middle + 2 : close]})
+                    text = text[:start] + value + text[close + 1 :]
+                rows.append(json.dumps({"text": text, "intent": intent, "slots": slots}))
+            (directory / f"{split}.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+        return {"train": "train.jsonl", "validation": "valid.jsonl"}
 
     def encode(self, examples: Sequence[JointExample], tokenizer: Any, labels: Sequence[str],
                options: JointNluOptions, max_length: int) -> list[Feature]:  # type: ignore[override]
