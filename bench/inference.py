@@ -72,6 +72,7 @@ def train_run(work: Path, epochs: int) -> Path:
         [export]
         formats = ["onnx", "torchscript"]
         max_metric_drop = 0.01
+        min_agreement = 0.98      # int8 flips a few borderline sentences; accuracy is what the target bounds
 
         [export.options.onnx]
         quantize = true
