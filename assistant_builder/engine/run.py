@@ -19,6 +19,7 @@ from assistant_builder.distributed import process_rank
 from assistant_builder.engine.exporting import export_and_verify
 from assistant_builder.engine.metrics_log import MetricsLog
 from assistant_builder.engine.seeding import seed_everything
+from assistant_builder.engine.store_data import materialise_store_data
 from assistant_builder.errors import RunInterrupted, TrainingError
 from assistant_builder.inference import run_features
 from assistant_builder.recipe.loader import LoadedRecipe, enabled_loggers
@@ -87,6 +88,7 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
     events = CallbackList([log, *loggers, *callbacks])
     try:
         events.on_stage_start(StageStarted("load data", str(data.train)))
+        data = materialise_store_data(data, task, task_options, run_dir)
         task_data = task.load_data(data, task_options)
         if resume_dir is None and rank == 0:
             rundir.write_recipe_copies(run_dir, loaded.source, resolved_recipe(loaded))
