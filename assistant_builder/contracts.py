@@ -279,11 +279,17 @@ class ExportJob:
 
 @dataclass(frozen=True)
 class ExportedArtifact:
-    """One exported file and the variant it is (``fp32``, ``int8``...)."""
+    """One exported file and the variant it is (``fp32``, ``int8``...).
+
+    ``details`` is JSON-ready information a runtime needs besides the file (the ``onnx`` exporter
+    names its prepared graph there); the engine writes it to the bundle manifest's
+    ``model_details`` under the variant.
+    """
 
     exporter: str
     variant: str
     path: Path
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 Runner = Callable[[Mapping[str, "np.ndarray"]], Outputs]

@@ -50,7 +50,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--top-k", type=positive_int, default=None, metavar="N",
                         help="how many labels with scores to list (default: the recipe's task.top_k)")
     parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="examples per model call (default 32)")
-    parser.set_defaults(handler=run, trailing_positionals="texts")
+    parser.set_defaults(handler=run, trailing_positionals="texts", quick_exit=True)  # see cli.main.entry
     return parser
 
 

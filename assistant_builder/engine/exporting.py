@@ -43,6 +43,7 @@ def write_bundle_files(directory: Path, *, exporter: str, task: Task, task_optio
         "output_names": list(task.output_names),
         "sequence_outputs": list(task.sequence_outputs),
         "models": {a.variant: a.path.name for a in artifacts},
+        "model_details": {a.variant: dict(a.details) for a in artifacts if a.details},
         "verification": {r.variant: {k: v for k, v in r.to_dict().items() if k != "path"} for r in reports},
         "base_model": base_model,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

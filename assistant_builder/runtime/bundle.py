@@ -47,6 +47,12 @@ class Bundle:
     def model_path(self, variant: str) -> Path:
         return self.directory / self.manifest["models"][variant]
 
+    def prepared(self, variant: str) -> dict[str, Any] | None:
+        """The manifest entry of ``variant``'s prepared graph (see ``runtime/sessions.py``), if it has one."""
+        details = self.manifest.get("model_details")
+        entry = details.get(variant, {}).get("prepared") if isinstance(details, dict) and isinstance(details.get(variant), dict) else None
+        return entry if isinstance(entry, dict) else None
+
     def choose_variant(self, variant: str = "auto") -> str:
         """Resolve ``variant``: ``auto`` picks int8 when present, else fp32; a name must exist."""
         available = self.variants

@@ -12,10 +12,9 @@ import importlib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnxruntime as ort
 from pydantic import ValidationError
 from tokenizers import Tokenizer
 
@@ -23,17 +22,14 @@ from assistant_builder.batching import MODEL_INPUTS
 from assistant_builder.contracts import ComponentOptions, Outputs, Task
 from assistant_builder.errors import ConfigError, ConfigIssue, DataError, ModelError
 from assistant_builder.inference import run_features
-from assistant_builder.registry import Registry, build_registry
 from assistant_builder.runtime.bundle import Bundle, read_bundle
+from assistant_builder.runtime.sessions import cpu_count, open_session
 from assistant_builder.tokenization import prepare_tokenizer
 
+if TYPE_CHECKING:  # pragma: no cover
+    from assistant_builder.registry import Registry
 
-def cpu_count() -> int:
-    """Cores this process may run on (respects CPU affinity, e.g. in containers)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return max(1, os.cpu_count() or 1)
+__all__ = ["OnnxRunner", "Predictor", "cpu_count", "load_predictor", "task_component"]
 
 
 def _validation_issues(error: ValidationError, prefix: str) -> list[ConfigIssue]:
@@ -41,26 +37,23 @@ def _validation_issues(error: ValidationError, prefix: str) -> list[ConfigIssue]
 
 
 class OnnxRunner:
-    """A ``Runner`` over an ONNX Runtime session: feeds only the inputs the graph declares."""
+    """A ``Runner`` over an ONNX Runtime session on CPU: feeds only the inputs the graph declares.
 
-    def __init__(self, path: Path, output_names: Sequence[str], threads: int | None = None) -> None:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or cpu_count()
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3  # errors only: keep stderr clean for the CLI
-        try:
-            self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
-            raise ModelError(f"{path}: ONNX Runtime could not load the model: {exc}",
-                             hint="re-export the model; the file may be truncated or from a newer opset") from exc
+    ``prepared`` is the bundle's prepared-graph entry for this model (``Bundle.prepared``); when it
+    is usable the session opens that instead of ``path`` (see ``runtime/sessions.py``).
+    ``source`` is the file actually opened.
+    """
+
+    def __init__(self, path: Path, output_names: Sequence[str], threads: int | None = None,
+                 prepared: Mapping[str, Any] | None = None) -> None:
+        self.session, self.source = open_session(path, threads=threads, prepared=prepared)
         self.input_names = [i.name for i in self.session.get_inputs()]
         graph_outputs = {o.name for o in self.session.get_outputs()}
         unknown = [name for name in self.input_names if name not in MODEL_INPUTS]
         missing = [name for name in output_names if name not in graph_outputs]
         if unknown or missing:
             found = f"inputs {self.input_names}, outputs {sorted(graph_outputs)}"
-            raise ModelError(f"{path}: expected inputs among {list(MODEL_INPUTS)} and outputs {list(output_names)}, got {found}")
+            raise ModelError(f"{self.source}: expected inputs among {list(MODEL_INPUTS)} and outputs {list(output_names)}, got {found}")
         self.output_names = list(output_names)
 
     def __call__(self, batch: Mapping[str, np.ndarray]) -> Outputs:
@@ -88,7 +81,11 @@ def task_component(manifest: Mapping[str, Any], registry: Registry | None = None
         if isinstance(component, type) and issubclass(component, Task) and getattr(component, "name", None) == manifest["task"] \
                 and not getattr(component, "__abstractmethods__", None):
             return component
-    return (registry or build_registry()).get("task", manifest["task"]).component
+    if registry is None:
+        from assistant_builder.registry import build_registry  # entry points and pluggy: only when needed
+
+        registry = build_registry()
+    return registry.get("task", manifest["task"]).component
 
 
 class Predictor:
@@ -118,7 +115,7 @@ class Predictor:
             self.tokenizer = prepare_tokenizer(Tokenizer.from_file(str(bundle.tokenizer_path)), self.max_length)
         except Exception as exc:  # noqa: BLE001 - tokenizers raises plain Exceptions
             raise ModelError(f"{bundle.tokenizer_path}: could not be loaded: {exc}") from exc
-        self.runner = OnnxRunner(bundle.model_path(self.variant), self.output_names, threads)
+        self.runner = OnnxRunner(bundle.model_path(self.variant), self.output_names, threads, bundle.prepared(self.variant))
 
     def _task_options(self, saved: dict[str, Any], overrides: Mapping[str, Any]) -> ComponentOptions:
         try:

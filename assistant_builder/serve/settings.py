@@ -43,7 +43,7 @@ def parse_size(text: str) -> int:
 
 def default_threads(workers: int) -> int:
     """Inference threads per worker process: the cores this process may use, shared between workers."""
-    from assistant_builder.runtime.predictor import cpu_count
+    from assistant_builder.runtime.sessions import cpu_count
 
     return max(1, cpu_count() // max(1, workers))
 

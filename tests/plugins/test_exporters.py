@@ -115,7 +115,7 @@ def torchscript(model, tmp_path_factory):  # type: ignore[no-untyped-def]
 def test_onnx_writes_one_self_contained_file_with_dynamic_axes(onnx_plain) -> None:  # type: ignore[no-untyped-def]
     out, _, artifacts = onnx_plain
     assert [(a.exporter, a.variant, a.path) for a in artifacts] == [("onnx", "fp32", out / "model.onnx")]
-    assert_only(out, "model.onnx")
+    assert_only(out, "model.onnx", "model.prepared", "model.prepared.weights")  # the prepared graph is ONNX Runtime's, not ours
     graph = onnx.load(str(out / "model.onnx")).graph
     assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in graph.initializer)
     assert [i.name for i in graph.input] == list(INPUTS)
@@ -138,7 +138,9 @@ def test_onnx_fp32_matches_pytorch(onnx_plain, model, rows: int, length: int) ->
 def test_onnx_optimized_graph_is_fused_and_matches(onnx_full, model) -> None:  # type: ignore[no-untyped-def]
     out, exporter, artifacts = onnx_full
     assert [(a.variant, a.path.name) for a in artifacts] == [("fp32", "model.onnx"), ("int8", "model.int8.onnx")]
-    assert_only(out, "model.onnx", "model.int8.onnx")
+    # prepare = 'default': only the variant the runtime opens by default (int8) gets a prepared graph
+    assert_only(out, "model.onnx", "model.int8.onnx", "model.int8.prepared", "model.int8.prepared.weights")
+    assert "prepared" not in artifacts[0].details and artifacts[1].details["prepared"]["graph"] == "model.int8.prepared"
     ops = {node.op_type for node in onnx.load(str(artifacts[0].path)).graph.node}
     assert {"Attention", "SkipLayerNormalization", "BiasGelu"} <= ops
     runner = exporter.load_runner(artifacts[0], OUTPUTS)
@@ -179,11 +181,59 @@ def test_onnx_falls_back_to_the_plain_graph_when_optimization_fails(tmp_path, mo
 
     monkeypatch.setattr(optimizer, "optimize_model", broken)
     with pytest.warns(RuntimeWarning, match="optimisation skipped.*fusion exploded"):
-        exporter, artifacts = export("onnx", model, tmp_path, optimize=True)
+        exporter, artifacts = export("onnx", model, tmp_path, optimize=True, prepare="none")
     assert_only(tmp_path, "model.onnx")
     assert "Attention" not in {node.op_type for node in onnx.load(str(artifacts[0].path)).graph.node}
     batch = make_batch(3, 11, seed=5)
     np.testing.assert_allclose(exporter.load_runner(artifacts[0], OUTPUTS)(batch)["logits"], pytorch_logits(model, batch), atol=1e-4)
+
+
+def test_onnx_prepared_graph_is_recorded_and_opened_by_the_runner(onnx_plain, model) -> None:  # type: ignore[no-untyped-def]
+    import onnxruntime as ort
+
+    from assistant_builder.runtime.sessions import open_session
+
+    out, exporter, artifacts = onnx_plain
+    entry = artifacts[0].details["prepared"]
+    assert entry == {"graph": "model.prepared", "weights": "model.prepared.weights", "onnxruntime": ort.__version__,
+                     "level": "extended"}
+    prepared_ops = {node.op_type for node in onnx.load(str(out / "model.prepared"), load_external_data=False).graph.node}
+    assert "BiasGelu" in prepared_ops  # ONNX Runtime's fusions are baked in
+    session, opened = open_session(artifacts[0].path, prepared=entry)
+    assert opened == out / "model.prepared"
+    batch = make_batch(5, 21, seed=11)
+    logits = session.run(["logits"], {name: batch[name] for name in INPUTS})[0]
+    np.testing.assert_allclose(logits, pytorch_logits(model, batch), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("choice,expected", [("none", set()), ("all", {"fp32", "int8"})])
+def test_onnx_prepare_option_chooses_the_variants(tmp_path, model, choice: str, expected: set[str]) -> None:  # type: ignore[no-untyped-def]
+    _, artifacts = export("onnx", model, tmp_path, quantize=True, prepare=choice)
+    assert {a.variant for a in artifacts if "prepared" in a.details} == expected
+    assert {p.name for p in tmp_path.glob("*.prepared")} == {a.path.stem + ".prepared" for a in artifacts if a.variant in expected}
+
+
+def test_a_prepared_graph_that_disagrees_is_refused(tmp_path, model, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Stand in a graph of another model for ONNX Runtime's prepared graph: the export must fail."""
+    from assistant_builder.runtime import sessions
+
+    other_dir = tmp_path / "other"
+    torch.manual_seed(1)
+    other = TinyClassifier().eval()
+    with torch.no_grad():
+        for parameter in other.head.parameters():
+            parameter.add_(1.0)
+    export("onnx", other, other_dir, prepare="none")
+    real = sessions.prepare_graph
+
+    def swapped(source):  # type: ignore[no-untyped-def]
+        entry = real(source)
+        (source.parent / entry["graph"]).write_bytes((other_dir / "model.onnx").read_bytes())
+        return {key: value for key, value in entry.items() if key != "weights"}
+
+    monkeypatch.setattr(sessions, "prepare_graph", swapped)
+    with pytest.raises(ExportVerificationError, match="prepared graph does not reproduce model.onnx"):
+        export("onnx", model, tmp_path / "mine")
 
 
 def test_onnx_restores_the_models_attention_implementation(onnx_plain, model) -> None:  # type: ignore[no-untyped-def]
@@ -228,7 +278,7 @@ def test_exporters_are_registered_with_descriptions() -> None:
 def test_options_validate_and_reject_unknown_keys() -> None:
     registry = build_registry()
     onnx_options = registry.get("exporter", "onnx").component.Options
-    assert onnx_options().model_dump() == {"opset": 17, "optimize": False, "quantize": False, "per_channel": True}
+    assert onnx_options().model_dump() == {"opset": 17, "optimize": False, "quantize": False, "per_channel": True, "prepare": "default"}
     for bad in ({"quantise": True}, {"opset": 9}, {"optimize": "sometimes"}):
         with pytest.raises(ValidationError):
             onnx_options.model_validate(bad)

@@ -245,6 +245,41 @@ def _graph_nodes(path: Path) -> list:
     return list(onnx.load(str(path)).graph.node)
 
 
+def add_prepared_graph(bundle: Path, variant: str, **entry_changes: object) -> dict:
+    from assistant_builder.runtime.sessions import prepare_graph
+
+    model_file = json.loads((bundle / "manifest.json").read_text())["models"][variant]
+    entry = {**prepare_graph(bundle / model_file), **entry_changes}
+    edit_manifest(bundle, model_details={variant: {"prepared": entry}})
+    return entry
+
+
+def test_prepared_graph_is_opened_and_predicts_the_same(tiny: dict, tmp_path: Path) -> None:
+    bundle = copy_bundle(tiny, tmp_path)
+    entry = add_prepared_graph(bundle, "int8")
+    predictor = load_predictor(bundle)  # auto: int8
+    assert predictor.runner.source == bundle / entry["graph"]
+    portable = load_predictor(tiny["bundle"], "int8")
+    assert portable.runner.source == tiny["bundle"] / "model.int8.onnx"
+    for ours, theirs in zip(predictor.predict(TEXTS), portable.predict(TEXTS)):
+        assert ours["label"] == theirs["label"]
+        assert ours["score"] == pytest.approx(theirs["score"], abs=1e-5)
+    assert load_predictor(bundle, "fp32").runner.source == bundle / "model.onnx"  # no prepared graph for fp32
+
+
+@pytest.mark.parametrize("spoil", ["other onnxruntime", "graph missing", "weights missing"])
+def test_prepared_graph_that_cannot_be_used_falls_back_to_the_portable_graph(tiny: dict, tmp_path: Path, spoil: str) -> None:
+    bundle = copy_bundle(tiny, tmp_path)
+    entry = add_prepared_graph(bundle, "int8", **({"onnxruntime": "0.0.1"} if spoil == "other onnxruntime" else {}))
+    if spoil == "graph missing":
+        (bundle / entry["graph"]).unlink()
+    if spoil == "weights missing":
+        (bundle / entry["weights"]).unlink()
+    predictor = load_predictor(bundle)
+    assert predictor.runner.source == bundle / "model.int8.onnx"
+    assert [p["label"] for p in predictor.predict(TEXTS)] == [p["label"] for p in load_predictor(tiny["bundle"]).predict(TEXTS)]
+
+
 def test_run_dir_bundle_dir_and_manifest_path_load_the_same_bundle(tiny: dict) -> None:
     expected = tiny["bundle"]
     assert read_bundle(tiny["run"]).directory == expected
@@ -370,6 +405,21 @@ def test_cli_bad_jsonl_names_file_and_line(tiny: dict, tmp_path: Path, capsys: p
     with pytest.raises(DataError, match=expected):
         predict_cli.run(parse_args(str(tiny["bundle"]), "--input", str(data)))
     assert capsys.readouterr().out == ""  # nothing printed before the error
+
+
+def test_console_script_quick_exit_keeps_all_output_and_the_exit_code(tiny: dict, tmp_path: Path) -> None:
+    """``builder predict`` ends with os._exit after flushing: a redirected stdout must still hold every line."""
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text("".join(json.dumps(f"{TEXTS[i % len(TEXTS)]} {i}") + "\n" for i in range(300)), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    command = [sys.executable, "-m", "assistant_builder.cli.main", "predict", str(tiny["run"])]
+    with out.open("w", encoding="utf-8") as stdout:  # a file, so stdout is block-buffered
+        done = subprocess.run([*command, "--input", str(texts)], stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [line["input"] for line in lines] == [f"{TEXTS[i % len(TEXTS)]} {i}" for i in range(300)]
+    failed = subprocess.run([*command[:-1], str(tmp_path / "nowhere"), "hi"], capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 2 and "nowhere: does not exist" in failed.stderr and failed.stdout == ""
 
 
 def test_cli_errors(tiny: dict, tmp_path: Path) -> None:
