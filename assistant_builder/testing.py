@@ -111,10 +111,16 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def write_recipe(tiny_model_dir: Path) -> Callable[..., Path]:
-    """``write_recipe(directory, **sections)`` writes ``directory/recipe.toml`` (tiny model by default)."""
+    """``write_recipe(directory, **sections)`` writes ``directory/recipe.toml`` (tiny model by default).
+
+    On the tiny model, ``train.freeze_word_embeddings`` defaults to false: its word embeddings are
+    random, so unlike a pretrained encoder's they must be trained for the model to learn anything.
+    """
     def write(directory: Path, **sections: Any) -> Path:
         data: dict[str, Any] = {"recipe_version": 1, "name": sections.pop("name", "test")}
         data["model"] = {"base": str(tiny_model_dir), "max_length": 32, **sections.pop("model", {})}
+        if data["model"]["base"] == str(tiny_model_dir):
+            sections["train"] = {"freeze_word_embeddings": False, **sections.get("train", {})}
         data.update(sections)
         path = Path(directory) / "recipe.toml"
         path.write_text(recipe_toml(data))

@@ -27,6 +27,7 @@ from assistant_builder.callbacks import CheckpointSaved, EvalEnded, StepEnded, T
 from assistant_builder.contracts import TrainingJob, TrainingOutcome
 from assistant_builder.errors import TrainingError
 from assistant_builder_trainers import checkpoints
+from assistant_builder_trainers.model_setup import prepare_model
 from assistant_builder_trainers.optim import make_optimizer, parameter_groups, warmup_linear_schedule
 
 LOG_EVERY = 10
@@ -78,6 +79,7 @@ class _Run:
         settings = job.settings
         self.job, self.settings = job, settings
         self.accelerator = make_accelerator(settings)
+        prepare_model(model, settings)
         head_lr = settings.head_learning_rate or learning_rate
         heads = getattr(model, "head_modules", ()) or _head_modules(model)
         groups = parameter_groups(model, heads, learning_rate, head_lr, settings.weight_decay)

@@ -121,7 +121,7 @@ def test_ner_run_export_verify_predict(project, tmp_path, capsys):
 
 
 def test_ner_lora_end_to_end(project, tmp_path, capsys):
-    recipe = project(trainer="lora", options={"r": 8, "alpha": 16}, learning_rate=3e-2, head_learning_rate=3e-2, epochs=4)
+    recipe = project(trainer="lora", options={"r": 8, "alpha": 16, "dropout": 0.05}, learning_rate=3e-2, head_learning_rate=3e-2, epochs=4)
     assert main(["run", str(recipe), "-q", "export.formats=[\"onnx\"]", "export.options={}"]) == 0
     run_dir = only_run_dir(tmp_path)
     assert json.loads((run_dir / "metrics.json").read_text())["metrics"]["f1"] > 0.5

@@ -58,8 +58,7 @@ def test_squad_reader_on_random_files(tmp_path_factory, content, unanswerable):
         return
     for example in data.train:
         for answer in getattr(example, "answers", []) or []:
-            text, start = (answer if isinstance(answer, tuple) else (answer.get("text"), answer.get("answer_start")))
-            assert example.context[start:start + len(text)] == text
+            assert example.context[answer.start:answer.end] == answer.text
 
 
 @FUZZ
