@@ -317,10 +317,11 @@ def orchestrate(args: argparse.Namespace) -> int:
         "Trainer: examples / `train_runtime` of `trainer.train()`; 'wall ex/s' times the `train()` call.",
         f"learning rates: ours encoder {ours_run['learning_rate']:g}, head {ours_run['head_learning_rate']:g}"
         f"{' (product default head_learning_rate; pass --head-lr to change)' if args.head_lr is None else ''}, "
-        f"torch AdamW (foreach), {int(WARMUP_RATIO * -(-len(train) // BATCH_SIZE))} warmup steps (int of 10%)"
+        f"torch AdamW (fused), {int(WARMUP_RATIO * -(-len(train) // BATCH_SIZE))} warmup steps (int of 10%)"
         + (f"; Trainer {trainer_run['learning_rate']:g} for every weight, optimiser {trainer_run['optim']}, "
            f"{trainer_run['warmup_steps']} warmup steps (ceil of 10%)" if trainer_run else "") + ".",
-        "models: ours = BertModel + mean pooling + dropout + linear head (the classification task); Trainer = "
+        "models: ours = BertModel + mean pooling + dropout + linear head (the classification task), with the product's "
+        "training defaults (train.freeze_word_embeddings = true, train.attention_dropout = 0; LoRA adapter dropout 0); Trainer = "
         "BertForSequenceClassification (CLS token + checkpoint pooler + linear head).",
         "batching: ours pads per batch and groups by length (train.group_by_length = true, the product default); "
         "Trainer defaults pad every example to 128 tokens, as run_glue does unless --pad_to_max_length False.",

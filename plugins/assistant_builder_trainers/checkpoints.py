@@ -53,12 +53,25 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:
-    """Load safetensors weights written by ``save_weights`` (tied weights re-tied by strict=False)."""
-    from safetensors.torch import load_file
+    """Load safetensors weights written by ``save_weights`` into ``model``, in place, one tensor at a time.
 
-    missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
-    if unexpected:
-        raise TrainingError(f"{path}: checkpoint has weights the model lacks: {unexpected[:5]}")
+    Weights the file lacks keep their values (tied weights are saved once). Only one tensor of the
+    file is in memory at a time, so this adds no copy of the model to peak memory.
+    """
+    from safetensors import safe_open
+
+    state = model.state_dict(keep_vars=True)
+    with safe_open(str(path), framework="pt") as weights:
+        unexpected = [name for name in weights.keys() if name not in state]
+        if unexpected:
+            raise TrainingError(f"{path}: checkpoint has weights the model lacks: {unexpected[:5]}")
+        with torch.no_grad():
+            for name in weights.keys():
+                target = state[name]
+                value = weights.get_tensor(name)
+                if value.shape != target.shape:
+                    raise TrainingError(f"{path}: weight {name} has shape {list(value.shape)}, the model's is {list(target.shape)}")
+                target.copy_(value)
 
 
 def _disk_errors(action: str, directory: Path) -> Any:

@@ -27,6 +27,7 @@ from assistant_builder.callbacks import CheckpointSaved, EvalEnded, StepEnded, T
 from assistant_builder.contracts import TrainingJob, TrainingOutcome
 from assistant_builder.errors import TrainingError
 from assistant_builder_trainers import checkpoints
+from assistant_builder_trainers.memory import release_free_memory
 from assistant_builder_trainers.model_setup import prepare_model
 from assistant_builder_trainers.optim import make_optimizer, parameter_groups, warmup_linear_schedule
 
@@ -217,6 +218,7 @@ def run_training(job: TrainingJob, model: torch.nn.Module, learning_rate: float,
             run.checkpoint()
             break
         run.model.eval()
+        release_free_memory()  # the epoch's freed activation buffers, before evaluation allocates its own
         metrics = job.evaluate(run.unwrapped)
         value = metrics.get(job.metric, -math.inf)
         improved = state.best_metric is None or value > state.best_metric
@@ -235,7 +237,8 @@ def run_training(job: TrainingJob, model: torch.nn.Module, learning_rate: float,
 
     run.accelerator.wait_for_everyone()
     best = job.checkpoint_dir / "best" / "model.safetensors"
-    if not interrupted and best.exists():
+    # the weights in memory are the best ones when the last evaluation was the best (nothing trains after it)
+    if not interrupted and best.exists() and state.best_epoch != state.epoch:
         checkpoints.load_weights(run.unwrapped, best)
     final = finalize(run.unwrapped).to("cpu").float().eval()
     best_metrics = next((h for h in state.history if h.get("epoch") == state.best_epoch), {})
