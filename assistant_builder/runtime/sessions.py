@@ -52,6 +52,11 @@ def session_options(threads: int | None = None, *, optimize: bool = True) -> ort
     return options
 
 
+def prepared_files(source: Path) -> tuple[Path, Path]:
+    """Where ``prepare_graph(source)`` writes: the graph and its weights file, beside ``source``."""
+    return source.with_name(source.stem + PREPARED_GRAPH_SUFFIX), source.with_name(source.stem + PREPARED_WEIGHTS_SUFFIX)
+
+
 def prepare_graph(source: Path) -> dict[str, str]:
     """Write the prepared form of the ONNX graph ``source`` beside it; return its manifest entry.
 
@@ -60,8 +65,7 @@ def prepare_graph(source: Path) -> dict[str, str]:
     ``.onnx`` on purpose, so tools that pick up every ``*.onnx`` in a folder still see one graph
     per variant.
     """
-    graph = source.with_name(source.stem + PREPARED_GRAPH_SUFFIX)
-    weights = source.with_name(source.stem + PREPARED_WEIGHTS_SUFFIX)
+    graph, weights = prepared_files(source)
     options = session_options(1)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     options.optimized_model_filepath = str(graph)

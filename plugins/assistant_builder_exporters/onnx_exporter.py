@@ -171,25 +171,33 @@ def _prepares(choice: str, variant: str, artifacts: Sequence[ExportedArtifact]) 
 def _with_prepared_graph(artifact: ExportedArtifact, checks: Sequence[Check], output_names: Sequence[str]) -> ExportedArtifact:
     """Write ``artifact``'s prepared graph, check it gives the portable graph's outputs, and record it in the details.
 
-    The engine then verifies the artifact through ``load_runner``, which opens the prepared graph,
-    on the whole validation set, as for any other artefact.
+    The prepared graph only makes loading faster, so a failure here drops it (files removed, with a
+    warning) and keeps the portable graph, which the runtime then opens as before. The engine
+    verifies the artifact through ``load_runner``, which opens the prepared graph, on the whole
+    validation set, as for any other artefact.
     """
-    from assistant_builder.runtime.sessions import open_session, prepare_graph
+    from assistant_builder.runtime.sessions import open_session, prepare_graph, prepared_files
 
-    entry = prepare_graph(artifact.path)
-    prepared, opened = open_session(artifact.path, prepared=entry)
-    if opened == artifact.path:
-        raise ExportVerificationError(f"{artifact.path}: the prepared graph {entry['graph']} was written but cannot be opened")
-    portable = _session(artifact.path, gpu=False)
-    declared = [i.name for i in portable.get_inputs()]
-    for batch, _ in checks:
-        feed = {name: batch[name] for name in declared}
-        problem = mismatch(prepared.run(list(output_names), feed), portable.run(list(output_names), feed), output_names)
-        if problem is not None:
-            raise ExportVerificationError(
-                f"{opened}: the prepared graph does not reproduce {artifact.path.name}: {problem} "
-                f"on a batch of shape {list(batch['input_ids'].shape)}",
-                hint="set prepare = 'none' in [export.options.onnx] and report this onnxruntime version")
+    try:
+        entry = prepare_graph(artifact.path)
+        prepared, opened = open_session(artifact.path, prepared=entry)
+        if opened == artifact.path:
+            raise ModelError(f"{entry['graph']} was written but cannot be opened")
+        portable = _session(artifact.path, gpu=False)
+        declared = [i.name for i in portable.get_inputs()]
+        for batch, _ in checks:
+            feed = {name: batch[name] for name in declared}
+            problem = mismatch(prepared.run(list(output_names), feed), portable.run(list(output_names), feed), output_names)
+            if problem is not None:
+                raise ModelError(f"it does not reproduce {artifact.path.name}: {problem} on a batch of shape "
+                                 f"{list(batch['input_ids'].shape)}")
+    except ModelError as error:
+        for path in prepared_files(artifact.path):
+            path.unlink(missing_ok=True)
+        warnings.warn(f"onnx export: no prepared graph for {artifact.variant} ({error.message}); the runtime will open "
+                      f"{artifact.path.name} and optimise it at load time. Set prepare = 'none' in [export.options.onnx] "
+                      "to silence this", RuntimeWarning, stacklevel=3)
+        return artifact
     return ExportedArtifact(artifact.exporter, artifact.variant, artifact.path, {**artifact.details, "prepared": entry})
 
 

@@ -19,11 +19,14 @@ from typing import Any
 def _libc() -> Any:
     if not sys.platform.startswith("linux"):
         return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc if hasattr(libc, "malloc_trim") else None
-    except OSError:  # pragma: no cover - musl or an unusual libc
-        return None
+    for name in ("libc.so.6", ctypes.util.find_library("c")):  # the usual glibc name first: find_library runs ldconfig
+        try:
+            libc = ctypes.CDLL(name)
+        except (OSError, TypeError):  # pragma: no cover - musl or an unusual libc
+            continue
+        if hasattr(libc, "malloc_trim"):
+            return libc
+    return None
 
 
 def release_free_memory() -> bool:
