@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from assistant_builder.tui.store import LabelStore  # noqa: E402
+from assistant_builder.labelling.store import LabelStore  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -31,8 +31,8 @@ def run(args: argparse.Namespace) -> int:
     registry = load_registry()
     project = open_project(Path(args.recipe) if args.recipe else find_recipe(Path.cwd()), registry)
     if args.import_files or args.export:
-        from assistant_builder.tui.formats import export_file, import_file
-        from assistant_builder.tui.store import LabelStore
+        from assistant_builder.labelling.formats import export_file, import_file
+        from assistant_builder.labelling.store import LabelStore
 
         with LabelStore(project.store_path) as store:
             for path in args.import_files:

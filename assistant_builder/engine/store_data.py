@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant_builder.errors import DataError
-from assistant_builder.tui.records import STORE_SUFFIX
+from assistant_builder.labelling.records import STORE_SUFFIX
 #: file extension of the export per labelling kind (formats the built-in readers detect)
 EXPORT_SUFFIX = {"text_class": ".jsonl", "token_spans": ".jsonl", "answer_span": ".json"}
 
@@ -26,8 +26,8 @@ def materialise_store_data(data: Any, task: Any, options: Any, run_dir: Path) ->
     """``data`` (a ``DataSection`` with absolute paths) with every store replaced by its export."""
     if not (is_store(data.train) or is_store(data.validation)):
         return data
-    from assistant_builder.tui.formats import export_file
-    from assistant_builder.tui.store import LabelStore
+    from assistant_builder.labelling.formats import export_file
+    from assistant_builder.labelling.store import LabelStore
 
     kind = getattr(task, "labelling_kind", "")
     if kind not in EXPORT_SUFFIX:

@@ -23,7 +23,7 @@ from assistant_builder.tui.screens.export import ExportScreen
 from assistant_builder.tui.screens.label import LabelScreen
 from assistant_builder.tui.screens.runs import RunsScreen
 from assistant_builder.tui.screens.train import TrainScreen
-from assistant_builder.tui.store import LabelStore
+from assistant_builder.labelling.store import LabelStore
 
 
 class BuilderApp(App[None]):

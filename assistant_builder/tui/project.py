@@ -13,7 +13,7 @@ from typing import Any
 
 from assistant_builder.errors import BuilderError, ConfigError, ConfigIssue
 from assistant_builder.recipe.loader import LoadedRecipe, load_recipe
-from assistant_builder.tui.store import LabelStore, store_path_for
+from assistant_builder.labelling.store import LabelStore, store_path_for
 
 #: a run whose metrics.jsonl changed less than this many seconds ago counts as running
 RUNNING_WINDOW_S = 120.0

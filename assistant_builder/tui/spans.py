@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from assistant_builder.tui.formats import tags_to_spans
+from assistant_builder.labelling.formats import tags_to_spans
 
 WORD = re.compile(r"\w+|[^\w\s]")
 ANSWER = "answer"

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from assistant_builder.tui.store import LabelStore
+from assistant_builder.labelling.store import LabelStore
 
 
 def model_input(kind: str, payload: dict[str, Any]) -> Any:

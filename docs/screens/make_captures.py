@@ -96,9 +96,9 @@ async def walk(recipe: Path, svg: bool) -> list[str]:
     from assistant_builder.registry import build_registry
     from assistant_builder.tui.app import BuilderApp
     from assistant_builder.tui.capture import screen_text
-    from assistant_builder.tui.formats import import_file
+    from assistant_builder.labelling.formats import import_file
     from assistant_builder.tui.project import open_project
-    from assistant_builder.tui.store import LabelStore
+    from assistant_builder.labelling.store import LabelStore
 
     registry = build_registry()
     project = open_project(recipe, registry)

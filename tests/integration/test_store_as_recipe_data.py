@@ -7,8 +7,8 @@ import json
 
 from assistant_builder.cli.main import main
 from assistant_builder.testing import write_intent_data
-from assistant_builder.tui.formats import import_file
-from assistant_builder.tui.store import LabelStore
+from assistant_builder.labelling.formats import import_file
+from assistant_builder.labelling.store import LabelStore
 
 
 def test_run_trains_on_the_labelled_items_of_a_store(tmp_path, write_recipe):

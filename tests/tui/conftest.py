@@ -47,9 +47,9 @@ def write_recipe(directory: Path, labels: list[str] | None = None, name: str = "
 @pytest.fixture
 def make_project(tmp_path: Path, registry: Any) -> Callable[..., Any]:
     """``make_project(labels=..., texts=...)``: a recipe in tmp_path with ``texts`` imported."""
-    from assistant_builder.tui.formats import import_file
+    from assistant_builder.labelling.formats import import_file
     from assistant_builder.tui.project import open_project
-    from assistant_builder.tui.store import LabelStore
+    from assistant_builder.labelling.store import LabelStore
 
     def make(labels: list[str] | None = LABELS, texts: list[str] = TEXTS, task: str = "classification") -> Any:
         project = open_project(write_recipe(tmp_path, labels, task=task), registry)

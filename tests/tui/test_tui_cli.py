@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant_builder.cli.main import main
-from assistant_builder.tui.store import LABELLED, LabelStore
+from assistant_builder.labelling.store import LABELLED, LabelStore
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"}

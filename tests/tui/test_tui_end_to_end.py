@@ -13,9 +13,9 @@ import pytest
 
 from assistant_builder.testing import TOY_INTENTS, write_intent_data
 from assistant_builder.tui.app import BuilderApp
-from assistant_builder.tui.formats import import_file
+from assistant_builder.labelling.formats import import_file
 from assistant_builder.tui.project import open_project
-from assistant_builder.tui.store import LABELLED, REVIEW, LabelStore
+from assistant_builder.labelling.store import LABELLED, REVIEW, LabelStore
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from assistant_builder.tui.screens.evaluate import EvaluateScreen
 from assistant_builder.tui.screens.label import LabelScreen
 from assistant_builder.tui.screens.runs import RunsScreen
 from assistant_builder.tui.screens.train import TrainScreen
-from assistant_builder.tui.store import LABELLED, REVIEW
+from assistant_builder.labelling.store import LABELLED, REVIEW
 
 
 def rows(table: DataTable) -> list[list[str]]:

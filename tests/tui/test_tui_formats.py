@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from assistant_builder.errors import DataError
-from assistant_builder.tui.formats import export_file, import_file, spans_to_tags, tags_to_spans
-from assistant_builder.tui.store import LabelStore
+from assistant_builder.labelling.formats import export_file, import_file, spans_to_tags, tags_to_spans
+from assistant_builder.labelling.store import LabelStore
 
 
 def test_classification_text_jsonl_and_csv(tmp_path: Path) -> None:

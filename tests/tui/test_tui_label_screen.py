@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from assistant_builder.tui.app import BuilderApp
-from assistant_builder.tui.formats import export_file, import_file
+from assistant_builder.labelling.formats import export_file, import_file
 from assistant_builder.tui.screens.label import LabelScreen
-from assistant_builder.tui.store import LABELLED, SKIPPED, TODO, LabelStore
+from assistant_builder.labelling.store import LABELLED, SKIPPED, TODO, LabelStore
 from assistant_builder.tui.widgets.span_editor import SpanEditor
 
 

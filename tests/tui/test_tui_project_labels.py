@@ -5,7 +5,7 @@ from __future__ import annotations
 from assistant_builder.registry import build_registry
 from assistant_builder.testing import write_intent_data
 from assistant_builder.tui.project import open_project
-from assistant_builder.tui.store import LabelStore
+from assistant_builder.labelling.store import LabelStore
 
 
 def test_labels_come_from_the_training_data_before_anything_is_labelled(tmp_path, write_recipe):

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from assistant_builder.tui.app import BuilderApp
-from assistant_builder.tui.store import LabelStore
+from assistant_builder.labelling.store import LabelStore
 
 pytest.importorskip("pytest_textual_snapshot")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant_builder.tui.store import LABELLED, REVIEW, SKIPPED, TODO, LabelStore, store_path_for
+from assistant_builder.labelling.store import LABELLED, REVIEW, SKIPPED, TODO, LabelStore, store_path_for
 
 
 def fill(store: LabelStore, n: int, labelled_every: int = 0) -> None:
@@ -110,7 +110,7 @@ def test_20k_items_fetch_and_decide_fast_and_correct(tmp_path: Path) -> None:
 
 WRITER = """
 import sys
-from assistant_builder.tui.store import LabelStore
+from assistant_builder.labelling.store import LabelStore
 store = LabelStore(sys.argv[1])
 while True:
     item = store.next_item()

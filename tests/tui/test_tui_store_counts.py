@@ -9,7 +9,7 @@ import sqlite3
 from collections import Counter
 from pathlib import Path
 
-from assistant_builder.tui.store import LABELLED, LabelStore
+from assistant_builder.labelling.store import LABELLED, LabelStore
 
 
 def recount(path: Path) -> tuple[int, Counter, Counter]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant_builder.tui.store import LabelStore
+from assistant_builder.labelling.store import LabelStore
 from assistant_builder.tui.suggest import fill_suggestions, margin_of
 
 onnx = pytest.importorskip("onnx")

@@ -12,7 +12,7 @@ from typing import Any
 
 from assistant_builder.tui.app import BuilderApp
 from assistant_builder.tui.screens.train import TrainScreen
-from assistant_builder.tui.store import LabelStore
+from assistant_builder.labelling.store import LabelStore
 
 
 def label_some(project: Any, count: int) -> None:

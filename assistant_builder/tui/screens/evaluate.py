@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 from assistant_builder.tui.evaluation import RunEvaluation, load_evaluation
 from assistant_builder.tui.messages import EvaluationLoaded
 from assistant_builder.tui.project import Project, latest_run
-from assistant_builder.tui.store import LabelStore
+from assistant_builder.labelling.store import LabelStore
 from assistant_builder.tui.widgets.nav import NavBar
 
 

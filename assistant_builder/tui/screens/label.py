@@ -30,7 +30,7 @@ from assistant_builder.errors import BuilderError
 from assistant_builder.tui import spans as sp
 from assistant_builder.tui.messages import SuggestDone, SuggestProgress
 from assistant_builder.tui.project import Project, latest_run
-from assistant_builder.tui.store import Item, LabelStore
+from assistant_builder.labelling.store import Item, LabelStore
 from assistant_builder.tui.suggest import fill_suggestions
 from assistant_builder.tui.widgets.item_view import ItemView
 from assistant_builder.tui.widgets.label_filter import LabelFilter

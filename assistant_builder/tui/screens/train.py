@@ -23,9 +23,9 @@ from textual.worker import Worker, get_current_worker
 
 from assistant_builder.errors import BuilderError, RunInterrupted
 from assistant_builder.tui import messages as m
-from assistant_builder.tui.formats import export_file
+from assistant_builder.labelling.formats import export_file
 from assistant_builder.tui.project import Project, display_path, list_runs
-from assistant_builder.tui.store import LabelStore
+from assistant_builder.labelling.store import LabelStore
 from assistant_builder.tui.training import PostingCallback, TrainingState, format_eta, tail_run
 from assistant_builder.tui.widgets.loss_chart import LossChart
 from assistant_builder.tui.widgets.nav import NavBar

@@ -10,7 +10,7 @@ from rich.markup import escape
 from textual.widgets import Static
 
 from assistant_builder.tui.project import display_path
-from assistant_builder.tui.store import Item
+from assistant_builder.labelling.store import Item
 
 
 def _source(source: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.markup import escape
 from textual.widgets import Static
 
-from assistant_builder.tui.store import REVIEW, SKIPPED, TODO, Progress
+from assistant_builder.labelling.store import REVIEW, SKIPPED, TODO, Progress
 
 
 class ProgressPanel(Static):

@@ -27,7 +27,7 @@ from typing import Any
 from assistant_builder.atomic import atomic_write_text
 from assistant_builder.datasources import read_jsonl
 from assistant_builder.errors import DataError
-from assistant_builder.tui.store import LABELLED, LabelStore
+from assistant_builder.labelling.store import LABELLED, LabelStore
 
 Row = tuple[dict[str, Any], Any, str, "str | None"]  # payload, gold, source, given id
 WORD = re.compile(r"\w+|[^\w\s]")

@@ -34,10 +34,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from assistant_builder.tui.records import (LABELLED, REVIEW, SKIPPED, STATUSES, STORE_SUFFIX, TODO, Decision, Item, Progress, gold_labels,
+from assistant_builder.labelling.records import (LABELLED, REVIEW, SKIPPED, STATUSES, STORE_SUFFIX, TODO, Decision, Item, Progress, gold_labels,
                                            item_key, store_path_for)
-from assistant_builder.tui.records import dump_json as _dump
-from assistant_builder.tui.records import load_json as _load
+from assistant_builder.labelling.records import dump_json as _dump
+from assistant_builder.labelling.records import load_json as _load
 
 __all__ = ["LABELLED", "REVIEW", "SKIPPED", "STATUSES", "STORE_SUFFIX", "TODO", "Decision", "Item", "LabelStore", "Progress",
            "gold_labels", "item_key", "store_path_for"]
