@@ -20,7 +20,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -179,13 +179,28 @@ def import_file(store: LabelStore, path: str | Path, kind: str, *, text_field: s
     return store.add_items(rows)
 
 
-def export_file(store: LabelStore, path: str | Path, kind: str, *, text_field: str = "text", label_field: str = "label") -> int:
-    """Write the labelled items of ``store`` to ``path`` in the task's format; returns how many."""
+def export_file(store: LabelStore, path: str | Path, kind: str, *, text_field: str = "text", label_field: str = "label",
+                exclude_texts: Collection[str] = ()) -> int:
+    """Write the labelled items of ``store`` to ``path`` in the task's format; returns how many.
+
+    Text classification goes to CSV (``.csv``; ``.tsv`` tab-separated) with a header row of
+    ``text_field`` and ``label_field``, else to JSONL. Items whose text is in ``exclude_texts`` are
+    left out (see ``tui/trainset.py``).
+    """
     path = Path(path)
-    items = list(store.items(LABELLED))
+    excluded = set(exclude_texts)
+    items = [i for i in store.items(LABELLED) if not excluded or i.payload.get("text") not in excluded]
     if kind == "text_class":
-        lines = [json.dumps({text_field: i.payload["text"], label_field: i.gold}, ensure_ascii=False) for i in items]
-        atomic_write_text(path, "".join(line + "\n" for line in lines))
+        rows = [{text_field: i.payload["text"], label_field: i.gold} for i in items]
+        if path.suffix.lower() in (".csv", ".tsv"):
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=[text_field, label_field], delimiter="\t" if path.suffix.lower() == ".tsv" else ",",
+                                    lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            atomic_write_text(path, buffer.getvalue())
+        else:
+            atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     elif kind == "token_spans":
         tagged = [(i.payload["tokens"], spans_to_tags(len(i.payload["tokens"]), i.gold or [])) for i in items]
         if path.suffix.lower() in (".conll", ".bio", ".iob", ".txt"):

@@ -21,6 +21,8 @@ from assistant_builder.errors import RunInterrupted
 SIZE = (100, 30)
 LABELS = ["alarm", "weather", "music"]
 TEXTS = ["wake me at 7", "will it rain", "play jazz", "alarm at 6 please", "is it cold today", "play some songs"]
+#: the recipe's validation file: other texts than TEXTS (a labelled validation text is kept out of training)
+VALID_TEXTS = ["set an alarm for 8", "is it sunny", "put on some music", "alarm at 9", "how warm is it", "play the radio"]
 
 
 @pytest.fixture(scope="session")
@@ -35,9 +37,9 @@ def write_recipe(directory: Path, labels: list[str] | None = None, name: str = "
     if task != "classification":
         options = ""
     data = "train = \"train.jsonl\"\nvalidation = \"valid.jsonl\"\n"
-    for split in ("train", "valid"):
+    for split, texts in (("train", TEXTS), ("valid", VALID_TEXTS)):
         (directory / f"{split}.jsonl").write_text("".join(json.dumps({"text": t, "intent": l}) + "\n"
-                                                          for t, l in zip(TEXTS, LABELS * 2)))
+                                                          for t, l in zip(texts, LABELS * 2)))
     path = directory / "recipe.toml"
     path.write_text(f"recipe_version = 1\nname = \"{name}\"\n[task]\ntype = \"{task}\"\n[task.options]\n{options}"
                     f"[data]\n{data}[train]\nepochs = 4\n[export]\nformats = []\n[output]\nruns_dir = \"runs\"\n")

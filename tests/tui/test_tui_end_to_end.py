@@ -80,5 +80,7 @@ def test_label_train_evaluate_fix(tmp_path: Path, write_recipe: Any, registry: A
             await tui_helpers.wait_until(pilot, lambda: any(i.suggestion for i in app.store.items()), timeout=120)
 
     asyncio.run(scenario())
-    exported = project.training_file().read_text().splitlines()
-    assert len(exported) == len(gold)
+    exported = {json.loads(line)["text"] for line in project.training_file().read_text().splitlines()}
+    validation = {json.loads(line)["text"] for line in (tmp_path / "valid.jsonl").read_text().splitlines()}
+    assert validation & set(gold), "the toy data should share some texts between its splits"
+    assert exported == set(gold) - validation  # labelled validation texts never train the model

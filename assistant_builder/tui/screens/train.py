@@ -9,7 +9,6 @@ handlers here, on the UI thread, update the ``TrainingState`` and redraw.
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,10 @@ from textual.widgets import Footer, Header, Log, Static
 from textual.worker import Worker, get_current_worker
 
 from assistant_builder.errors import BuilderError, RunInterrupted
-from assistant_builder.tui import messages as m
-from assistant_builder.labelling.formats import export_file
-from assistant_builder.tui.project import Project, display_path, list_runs
 from assistant_builder.labelling.store import LabelStore
+from assistant_builder.tui import messages as m
+from assistant_builder.tui.project import Project, display_path, list_runs
+from assistant_builder.tui.trainset import export_training_data
 from assistant_builder.tui.training import PostingCallback, TrainingState, format_eta, tail_run
 from assistant_builder.tui.widgets.loss_chart import LossChart
 from assistant_builder.tui.widgets.nav import NavBar
@@ -155,11 +154,11 @@ class TrainScreen(Screen[None]):
         try:
             overrides: list[str] = []
             if use_store:
-                target = self.project.training_file()
                 with LabelStore(self.project.store_path) as store:  # this thread's own connection
-                    count = export_file(store, target, self.project.kind, text_field=self.project.text_field, label_field=self.project.label_field)
-                post(m.TrainLog(f"exported {count} labelled items to {display_path(target)}"))
-                overrides.append(f"data.train={json.dumps(str(target))}")
+                    exported = export_training_data(store, self.project, self.registry)
+                post(m.TrainLog(f"{exported.describe()} ({display_path(exported.train_path)}"
+                                + (f", validation copy {display_path(exported.validation_path)})" if exported.validation_path else ")")))
+                overrides.extend(exported.overrides)
             from assistant_builder.recipe.loader import load_recipe
 
             loaded = load_recipe(self.project.recipe_path, overrides, registry=self.registry)
