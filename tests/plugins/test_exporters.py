@@ -76,6 +76,10 @@ def export(name: str, model: torch.nn.Module, out, **options):  # type: ignore[n
     return exporter, exporter.export(job)
 
 
+def int8_initializers(path) -> list[str]:  # type: ignore[no-untyped-def]
+    return [t.name for t in onnx.load(str(path)).graph.initializer if t.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)]
+
+
 def weight_bytes(path) -> int:  # type: ignore[no-untyped-def]
     return sum(onnx.numpy_helper.to_array(t).nbytes for t in onnx.load(str(path)).graph.initializer)
 
@@ -152,14 +156,25 @@ def test_onnx_optimized_graph_is_fused_and_matches(onnx_full, model) -> None:  #
 def test_onnx_int8_is_smaller_and_mostly_agrees(onnx_full, model) -> None:  # type: ignore[no-untyped-def]
     _, exporter, artifacts = onnx_full
     fp32, int8 = artifacts
-    # The weights shrink about 4x. On this tiny model the whole file does not: the extra quantisation
-    # nodes outweigh 60 kB of weights (MiniLM-L6 goes from 90 MB to 23 MB).
-    assert weight_bytes(int8.path) < 0.4 * weight_bytes(fp32.path)
-    assert any(node.op_type in {"DynamicQuantizeLinear", "MatMulInteger"} for node in onnx.load(str(int8.path)).graph.node)
+    graph = onnx.load(str(int8.path)).graph
+    assert any(node.op_type in {"DynamicQuantizeLinear", "MatMulInteger"} for node in graph.node)
+    # by default the embedding tables stay fp32 (quantize_embeddings = false): only the MatMul weights shrink
+    assert "word_embeddings" not in " ".join(int8_initializers(int8.path))
+    assert int8_initializers(int8.path)  # the MatMul weights
+    assert weight_bytes(int8.path) < weight_bytes(fp32.path)
     batch = make_batch(64, 24, seed=7)
     logits = exporter.load_runner(int8, OUTPUTS)(batch)["logits"]
     agreement = float(np.mean(logits.argmax(1) == pytorch_logits(model, batch).argmax(1)))
     assert agreement >= 0.8, agreement
+
+
+def test_onnx_int8_with_quantized_embeddings_is_a_quarter_of_the_weights(tmp_path, model) -> None:  # type: ignore[no-untyped-def]
+    _, artifacts = export("onnx", model, tmp_path, quantize=True, quantize_embeddings=True, prepare="none")
+    fp32, int8 = artifacts
+    # The weights shrink about 4x (MiniLM-L6: 90 MB to 23 MB). On this tiny model the whole file
+    # does not: the extra quantisation nodes outweigh 60 kB of weights.
+    assert weight_bytes(int8.path) < 0.4 * weight_bytes(fp32.path)
+    assert "word_embeddings" in " ".join(int8_initializers(int8.path))
 
 
 def test_onnx_runner_feeds_only_the_inputs_the_graph_declares(tmp_path, onnx_plain) -> None:  # type: ignore[no-untyped-def]
@@ -295,7 +310,8 @@ def test_exporters_are_registered_with_descriptions() -> None:
 def test_options_validate_and_reject_unknown_keys() -> None:
     registry = build_registry()
     onnx_options = registry.get("exporter", "onnx").component.Options
-    assert onnx_options().model_dump() == {"opset": 17, "optimize": False, "quantize": False, "per_channel": True, "prepare": "default"}
+    assert onnx_options().model_dump() == {"opset": 17, "optimize": False, "quantize": False, "per_channel": True, "prepare": "default",
+                                            "quantize_embeddings": False}
     for bad in ({"quantise": True}, {"opset": 9}, {"optimize": "sometimes"}):
         with pytest.raises(ValidationError):
             onnx_options.model_validate(bad)
