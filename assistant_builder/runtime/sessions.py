@@ -86,12 +86,13 @@ def prepare_graph(source: Path) -> dict[str, str]:
 def usable_prepared_graph(directory: Path, prepared: Mapping[str, Any] | None, providers: Sequence[str]) -> Path | None:
     """The prepared graph to open instead of the portable one, or ``None`` when it must not be used.
 
-    It is used only on CPU, under the onnxruntime version that wrote it, with its files present.
+    It is used only on CPU, under the onnxruntime version that wrote it, with its files present
+    in ``directory`` itself (plain file names, never a path elsewhere).
     """
     if not prepared or list(providers) != [CPU] or prepared.get("onnxruntime") != ort.__version__:
         return None
     names = [prepared.get("graph"), *([prepared["weights"]] if prepared.get("weights") else [])]
-    if not all(isinstance(name, str) and name and (directory / name).is_file() for name in names):
+    if not all(isinstance(name, str) and name and Path(name).name == name and (directory / name).is_file() for name in names):
         return None
     return directory / str(prepared["graph"])
 

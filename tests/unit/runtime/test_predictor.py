@@ -267,7 +267,7 @@ def test_prepared_graph_is_opened_and_predicts_the_same(tiny: dict, tmp_path: Pa
     assert load_predictor(bundle, "fp32").runner.source == bundle / "model.onnx"  # no prepared graph for fp32
 
 
-@pytest.mark.parametrize("spoil", ["other onnxruntime", "graph missing", "weights missing"])
+@pytest.mark.parametrize("spoil", ["other onnxruntime", "graph missing", "weights missing", "graph outside the bundle"])
 def test_prepared_graph_that_cannot_be_used_falls_back_to_the_portable_graph(tiny: dict, tmp_path: Path, spoil: str) -> None:
     bundle = copy_bundle(tiny, tmp_path)
     entry = add_prepared_graph(bundle, "int8", **({"onnxruntime": "0.0.1"} if spoil == "other onnxruntime" else {}))
@@ -275,6 +275,9 @@ def test_prepared_graph_that_cannot_be_used_falls_back_to_the_portable_graph(tin
         (bundle / entry["graph"]).unlink()
     if spoil == "weights missing":
         (bundle / entry["weights"]).unlink()
+    if spoil == "graph outside the bundle":
+        (tmp_path / "elsewhere.prepared").write_bytes((bundle / entry["graph"]).read_bytes())
+        edit_manifest(bundle, model_details={"int8": {"prepared": {**entry, "graph": "../elsewhere.prepared"}}})
     predictor = load_predictor(bundle)
     assert predictor.runner.source == bundle / "model.int8.onnx"
     assert [p["label"] for p in predictor.predict(TEXTS)] == [p["label"] for p in load_predictor(tiny["bundle"]).predict(TEXTS)]
