@@ -72,6 +72,8 @@ class ExportVerified:
     path: Path
     report: dict[str, Any]
     passed: bool
+    #: "verified", "rejected" (an optional variant that broke a gate; the run goes on) or "failed"
+    status: str = ""
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,23 @@ class Evaluation:
     report: str = ""
 
 
+@dataclass(frozen=True)
+class Agreement:
+    """How far an exported model's predictions agree with the PyTorch model's on the same inputs.
+
+    ``value`` (0..1) is the figure ``export.min_agreement`` gates, counted in ``unit``: for a task
+    whose prediction is one decision per example (a label) the unit is ``"examples"``; token and
+    span tasks count smaller units (``"entities"``, ``"answer tokens"``), so one differing entity
+    in a long sentence costs one entity, not the whole sentence. ``examples`` is the fraction of
+    examples whose whole prediction is the same (``Task.prediction_key``); it is always reported
+    beside ``value``.
+    """
+
+    value: float
+    unit: str
+    examples: float
+
+
 #: the values of ``Task.labelling_kind``: which labelling widget the TUI shows for a task.
 LABELLING_KINDS: tuple[str, ...] = ("text_class", "token_spans", "answer_span")
 
@@ -116,6 +133,10 @@ class Task(Component):
     predict_example: ClassVar[str] = '"your text here"'
     #: values of ``data.format`` this task reads (besides "auto").
     data_formats: ClassVar[tuple[str, ...]] = ("jsonl",)
+    #: ``export.min_agreement`` when the recipe leaves it unset: the smallest ``agreement().value``
+    #: an export may have. Chosen per task from measurement (bench/RESULTS.md): high enough that a
+    #: broken export fails, low enough that a good int8 model of a long-sequence task passes.
+    min_agreement: ClassVar[float] = 0.99
 
     @abstractmethod
     def load_data(self, data: DataSection, options: ComponentOptions) -> TaskData:
@@ -173,6 +194,19 @@ class Task(Component):
     def prediction_key(self, prediction: dict[str, Any]) -> Any:
         """What must match for two predictions to "agree" (export verification). Default: all but scores."""
         return repr(sorted((k, v) for k, v in prediction.items() if k not in ("score", "scores", "top")))
+
+    def agreement(self, predictions: Sequence[dict[str, Any]], reference: Sequence[dict[str, Any]]) -> Agreement:
+        """How far ``predictions`` (an exported model's) agree with ``reference`` (the PyTorch model's), in order.
+
+        Export verification gates ``value`` with ``export.min_agreement`` (default
+        ``min_agreement``). Default: the fraction of examples with equal ``prediction_key``
+        (unit ``"examples"``). Token and span tasks should count finer units (see
+        ``assistant_builder.agreement``). Must be torch-free.
+        """
+        from assistant_builder.agreement import example_agreement
+
+        share = example_agreement([self.prediction_key(p) for p in predictions], [self.prediction_key(p) for p in reference])
+        return Agreement(share, "examples", share)
 
     def save_model(self, model: Any, directory: Path, labels: Sequence[str]) -> None:
         """Save ``model`` to ``directory`` as a Hugging Face model folder (default: ``save_pretrained``).
@@ -266,8 +300,35 @@ class Trainer(Component):
 
 
 @dataclass(frozen=True)
+class GateResult:
+    """An exported artefact's validation predictions held to the run's verification gates (no timing).
+
+    ``failures`` lists each broken gate in words; empty means every gate is met.
+    """
+
+    reference_metric: float
+    exported_metric: float
+    metric_drop: float
+    agreement: Agreement
+    max_abs_diff: float
+    failures: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+@dataclass(frozen=True)
 class ExportJob:
-    """What an exporter gets: an eval-mode CPU fp32 model and how to call it."""
+    """What an exporter gets: an eval-mode CPU fp32 model and how to call it.
+
+    ``calibration`` holds validation inputs as padded int64 numpy batches (model inputs only), for
+    exporters that calibrate or measure (int8). ``gate``, when the engine verifies the export,
+    scores a candidate artefact on the whole validation set against the same gates as the final
+    verification (through the exporter's own ``load_runner``), so an exporter can search for a
+    variant that passes (e.g. which matrix products int8 must keep in fp32). Both are empty/None
+    when the caller has no validation data; an exporter must then export as configured.
+    """
 
     model: Any
     example_batch: dict[str, Any]
@@ -275,6 +336,8 @@ class ExportJob:
     output_names: tuple[str, ...]
     output_dir: Path
     options: ComponentOptions
+    calibration: Sequence[Mapping[str, np.ndarray]] = ()
+    gate: Callable[[ExportedArtifact], GateResult] | None = None
 
 
 @dataclass(frozen=True)
@@ -284,12 +347,19 @@ class ExportedArtifact:
     ``details`` is JSON-ready information a runtime needs besides the file (the ``onnx`` exporter
     names its prepared graph there); the engine writes it to the bundle manifest's
     ``model_details`` under the variant.
+
+    ``optional`` marks an optimisation of the reference export (``int8`` beside ``fp32``): when
+    it breaks a verification threshold the engine rejects it (recorded in the manifest; the
+    bundle's default variant falls back to a verified one) instead of failing the run, unless the
+    recipe sets ``export.on_failure = "fail"``. A non-optional artefact that fails always fails
+    the run.
     """
 
     exporter: str
     variant: str
     path: Path
     details: Mapping[str, Any] = field(default_factory=dict)
+    optional: bool = False
 
 
 Runner = Callable[[Mapping[str, "np.ndarray"]], Outputs]

@@ -56,9 +56,12 @@ class ConsoleProgress(Callback):
 
     def on_export_verified(self, event: ExportVerified) -> None:
         r = event.report
-        verdict = "ok" if event.passed else "FAILED"
+        verdict = {"verified": "ok", "rejected": "rejected (fp32 stays the default)"}.get(event.status, "ok" if event.passed else "FAILED")
         self._say(f"  {event.exporter}/{event.variant}: {r['metric']} {r['exported_metric']:.4f} (PyTorch {r['reference_metric']:.4f}), "
-                  f"agreement {r['agreement']:.2%}, {r['latency_batch1_ms_p50']:.1f} ms/example — {verdict}")
+                  f"agreement {agreement_text(r)}, {r['latency_batch1_ms_p50']:.1f} ms/example — {verdict}")
+        if not event.passed:
+            for failure in r.get("failures", ()):
+                self._say(f"    {failure}")
 
     def close(self) -> None:
         if self.bar is not None:
@@ -72,6 +75,14 @@ class ConsoleProgress(Callback):
         self.close()
 
 
+def agreement_text(report: dict[str, Any]) -> str:
+    """``99.12% of entities (96.30% of examples)``, or ``100.00%`` when the unit is whole examples."""
+    unit, examples = report.get("agreement_unit", "examples"), report.get("example_agreement")
+    if unit == "examples" or examples is None:
+        return f"{report['agreement']:.2%}"
+    return f"{report['agreement']:.2%} of {unit} ({examples:.2%} of examples)"
+
+
 def render_summary(summary: dict[str, Any]) -> str:
     """Short human summary printed on stdout when a run ends."""
     metrics = summary["metrics"]
@@ -81,9 +92,13 @@ def render_summary(summary: dict[str, Any]) -> str:
              + f", {summary['train_examples_per_second']:.0f} training examples/s",
              "  validation: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())]
     for export in summary["exports"]:
+        status = export.get("status") or ("verified" if export["passed"] else "FAILED")
         lines.append(f"  export {export['exporter']}/{export['variant']}: {export['metric']} {export['exported_metric']:.4f}, "
-                     f"agreement {export['agreement']:.2%}, batch-1 {export['latency_batch1_ms_p50']:.1f} ms, "
-                     f"{export['size_bytes'] / 1e6:.1f} MB — {'verified' if export['passed'] else 'FAILED'}")
+                     f"agreement {agreement_text(export)}, batch-1 {export['latency_batch1_ms_p50']:.1f} ms, "
+                     f"{export['size_bytes'] / 1e6:.1f} MB — {status}")
+        if status == "rejected":
+            lines.append(f"    {export['variant']} rejected: {'; '.join(export.get('failures', ()))}; the bundle serves the verified "
+                         f"model by default (builder predict/serve --variant {export['variant']} is refused)")
     lines.append(f"  model (Hugging Face format): {summary['model_dir']}")
     lines.append(f"  report: {summary['run_dir']}/report.md, exports: {summary['run_dir']}/export_report.md")
     example = summary.get("predict_example", '"your text here"')

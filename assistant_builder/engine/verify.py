@@ -1,5 +1,14 @@
 """Export verification: re-score the validation set on an exported artefact and compare it with
 the PyTorch model (output difference, prediction agreement, task metric, latency, size).
+
+Agreement is counted in the task's own unit (``Task.agreement``: examples for a classifier,
+entities for NER, answer tokens for QA), and gated by ``export.min_agreement`` or, when the recipe
+leaves that unset, by the task's measured default (``Task.min_agreement``). The sentence-level
+figure (whole prediction equal) is always reported as ``example_agreement``.
+
+A report's ``status`` is ``verified`` (every gate met), ``rejected`` (an optional variant such as
+int8 broke a gate; the run goes on with the reference variant, see ``engine/exporting.py``) or
+``failed``.
 """
 
 from __future__ import annotations
@@ -7,20 +16,32 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from assistant_builder.batching import pad_batch
-from assistant_builder.contracts import ExportedArtifact, Feature, FeatureOutputs, Runner, Task
+from assistant_builder.contracts import ExportedArtifact, Feature, FeatureOutputs, GateResult, Runner, Task
 from assistant_builder.inference import max_abs_difference, run_features
 
 
 @dataclass(frozen=True)
 class Thresholds:
+    """The gates of one export: ``min_agreement`` is already resolved (recipe value or the task's default)."""
+
     max_metric_drop: float
     min_agreement: float
     max_abs_diff: float | None
+    #: where ``min_agreement`` came from, for messages: "export.min_agreement" or "the ner task's default"
+    agreement_source: str = "export.min_agreement"
+
+
+def resolve_thresholds(export: Any, task: Task) -> Thresholds:
+    """The gates of ``export`` (a recipe's ``[export]`` section) for ``task``."""
+    if export.min_agreement is None:
+        return Thresholds(export.max_metric_drop, task.min_agreement, export.max_abs_diff,
+                          f"the {task.name} task's default for export.min_agreement")
+    return Thresholds(export.max_metric_drop, export.min_agreement, export.max_abs_diff)
 
 
 @dataclass(frozen=True)
@@ -40,9 +61,26 @@ class VerificationReport:
     batch32_examples_per_second: float
     passed: bool
     failures: tuple[str, ...]
+    #: what ``agreement`` counts ("examples", "entities", "answer tokens"...)
+    agreement_unit: str = "examples"
+    #: fraction of examples whose whole prediction equals PyTorch's (the sentence-level figure)
+    example_agreement: float | None = None
+    #: the agreement gate this export was held to
+    min_agreement: float | None = None
+    #: "verified", "rejected" (an optional variant that broke a gate; the run goes on) or "failed"
+    status: str = ""
+    #: the artefact is an optimisation of the reference export (int8), see ``ExportedArtifact.optional``
+    optional: bool = False
+    #: what the exporter recorded about the artefact (e.g. the nodes int8 keeps in fp32)
+    details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def verdict(self) -> str:
+        """``status``, or for reports written before it existed, what ``passed`` said."""
+        return self.status or ("verified" if self.passed else "failed")
 
 
 def _size(path: Path) -> int:
@@ -72,45 +110,93 @@ def measure_latency(runner: Runner, features: Sequence[Feature], pad_token_id: i
     return statistics.median(timings), p95, count / max(time.perf_counter() - start, 1e-9)
 
 
-def verify_artifact(artifact: ExportedArtifact, runner: Runner, task: Task, task_options: Any, features: Sequence[Feature],
-                    examples: Sequence[Any], labels: Sequence[str], reference: FeatureOutputs,
-                    reference_predictions: Sequence[dict[str, Any]], metric: str, pad_token_id: int,
-                    thresholds: Thresholds, latency_calls: int = 50) -> VerificationReport:
-    """Score ``artifact`` on the validation features and check it against the thresholds."""
+def check_gates(runner: Runner, variant: str, task: Task, task_options: Any, features: Sequence[Feature],
+                examples: Sequence[Any], labels: Sequence[str], reference: FeatureOutputs,
+                reference_predictions: Sequence[dict[str, Any]], metric: str, pad_token_id: int,
+                thresholds: Thresholds) -> GateResult:
+    """Run ``runner`` over the validation features and hold the result to ``thresholds``."""
     outputs = run_features(runner, features, pad_token_id, task.output_names, task.sequence_outputs)
     predictions = task.decode(outputs, features, examples, labels, task_options)
     exported_metric = task.evaluate(predictions, examples, labels).metrics[metric]
     reference_metric = task.evaluate(reference_predictions, examples, labels).metrics[metric]
-    agree = sum(task.prediction_key(a) == task.prediction_key(b) for a, b in zip(predictions, reference_predictions))
-    agreement = agree / max(1, len(predictions))
+    agreement = task.agreement(predictions, reference_predictions)
     diff = max_abs_difference(reference, outputs)
-    p50, p95, throughput = measure_latency(runner, features, pad_token_id, latency_calls)
     drop = reference_metric - exported_metric
     failures = []
     if drop > thresholds.max_metric_drop:
         failures.append(f"{metric} dropped by {drop:.4f} ({reference_metric:.4f} -> {exported_metric:.4f}); allowed: export.max_metric_drop = {thresholds.max_metric_drop}")
-    if agreement < thresholds.min_agreement:
-        failures.append(f"predictions agree with PyTorch on {agreement:.2%} of examples; required: export.min_agreement = {thresholds.min_agreement}")
-    if thresholds.max_abs_diff is not None and artifact.variant == "fp32" and diff > thresholds.max_abs_diff:
+    if agreement.value < thresholds.min_agreement:
+        failures.append(f"predictions agree with PyTorch on {agreement.value:.2%} of {agreement.unit}; "
+                        f"required: {thresholds.min_agreement:.2%} ({thresholds.agreement_source})")
+    if thresholds.max_abs_diff is not None and variant == "fp32" and diff > thresholds.max_abs_diff:
         failures.append(f"max abs output difference {diff:.2e} exceeds export.max_abs_diff = {thresholds.max_abs_diff}")
+    return GateResult(reference_metric, exported_metric, drop, agreement, diff, tuple(failures))
+
+
+def verify_artifact(artifact: ExportedArtifact, runner: Runner, task: Task, task_options: Any, features: Sequence[Feature],
+                    examples: Sequence[Any], labels: Sequence[str], reference: FeatureOutputs,
+                    reference_predictions: Sequence[dict[str, Any]], metric: str, pad_token_id: int,
+                    thresholds: Thresholds, latency_calls: int = 50) -> VerificationReport:
+    """Score ``artifact`` on the validation features, check it against the thresholds and time it.
+
+    ``status`` is left empty: the engine decides between "verified", "rejected" and "failed".
+    """
+    gates = check_gates(runner, artifact.variant, task, task_options, features, examples, labels, reference,
+                        reference_predictions, metric, pad_token_id, thresholds)
+    p50, p95, throughput = measure_latency(runner, features, pad_token_id, latency_calls)
     return VerificationReport(
         exporter=artifact.exporter, variant=artifact.variant, path=str(artifact.path), size_bytes=_size(artifact.path),
-        metric=metric, reference_metric=reference_metric, exported_metric=exported_metric, metric_drop=drop,
-        agreement=agreement, max_abs_diff=diff, latency_batch1_ms_p50=p50, latency_batch1_ms_p95=p95,
-        batch32_examples_per_second=throughput, passed=not failures, failures=tuple(failures),
+        metric=metric, reference_metric=gates.reference_metric, exported_metric=gates.exported_metric, metric_drop=gates.metric_drop,
+        agreement=gates.agreement.value, max_abs_diff=gates.max_abs_diff, latency_batch1_ms_p50=p50, latency_batch1_ms_p95=p95,
+        batch32_examples_per_second=throughput, passed=gates.passed, failures=gates.failures,
+        agreement_unit=gates.agreement.unit, example_agreement=gates.agreement.examples, min_agreement=thresholds.min_agreement,
+        optional=artifact.optional, details=dict(artifact.details),
     )
 
 
+def _verdict_cell(report: VerificationReport) -> str:
+    verdict = report.verdict
+    if verdict == "verified":
+        return "pass"
+    reasons = "; ".join(report.failures)
+    return f"rejected (not the default variant): {reasons}" if verdict == "rejected" else f"FAIL: {reasons}"
+
+
+def _agreement_cell(report: VerificationReport) -> str:
+    if report.agreement_unit == "examples" or report.example_agreement is None:
+        return f"{report.agreement:.2%}"
+    return f"{report.agreement:.2%} of {report.agreement_unit} ({report.example_agreement:.2%} of examples)"
+
+
 def render_export_report(reports: Sequence[VerificationReport]) -> str:
-    """Markdown table of every verified export."""
-    lines = ["# Export report", "",
-             "| export | variant | metric | PyTorch | exported | drop | agreement | max abs diff | p50 ms (b=1) | p95 ms | ex/s (b=32) | size MB | verdict |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    """Markdown table of every verified export, with a plain line for each rejected variant first."""
+    lines = ["# Export report", ""]
     for r in reports:
-        verdict = "pass" if r.passed else "FAIL: " + "; ".join(r.failures)
+        if r.verdict == "rejected":
+            lines.append(f"**{r.exporter}/{r.variant} rejected**: {'; '.join(r.failures)}. The bundle's default variant is a "
+                         f"verified one; `--variant {r.variant}` is refused (set `[export] on_failure = \"fail\"` to fail the run instead).")
+    if len(lines) > 2:
+        lines.append("")
+    lines += ["| export | variant | metric | PyTorch | exported | drop | agreement | max abs diff | p50 ms (b=1) | p95 ms | ex/s (b=32) | size MB | verdict |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in reports:
         lines.append(
             f"| {r.exporter} | {r.variant} | {r.metric} | {r.reference_metric:.4f} | {r.exported_metric:.4f} | {r.metric_drop:+.4f} | "
-            f"{r.agreement:.2%} | {r.max_abs_diff:.2e} | {r.latency_batch1_ms_p50:.2f} | {r.latency_batch1_ms_p95:.2f} | "
-            f"{r.batch32_examples_per_second:.0f} | {r.size_bytes / 1e6:.1f} | {verdict} |"
+            f"{_agreement_cell(r)} | {r.max_abs_diff:.2e} | {r.latency_batch1_ms_p50:.2f} | {r.latency_batch1_ms_p95:.2f} | "
+            f"{r.batch32_examples_per_second:.0f} | {r.size_bytes / 1e6:.1f} | {_verdict_cell(r)} |"
         )
+    notes = [f"- {r.exporter}/{r.variant}: {note}" for r in reports for note in _detail_notes(r)]
+    if notes:
+        lines += ["", *notes]
     return "\n".join(lines) + "\n"
+
+
+def _detail_notes(report: VerificationReport) -> list[str]:
+    """Readable lines for what an exporter recorded (the int8 search, fp32 nodes kept)."""
+    notes = []
+    kept = report.details.get("fp32_nodes")
+    if kept:
+        notes.append(f"{len(kept)} matrix product(s) kept in fp32 to meet the gates: {', '.join(kept)}")
+    for line in report.details.get("search_log", ()):
+        notes.append(str(line))
+    return notes

@@ -18,7 +18,7 @@ BUNDLE_VERSION = 1
 MANIFEST = "manifest.json"
 TOKENIZER = "tokenizer.json"
 EXPORTER = "onnx"
-#: ``variant="auto"`` takes the first of these the bundle has, then any other.
+#: ``variant="auto"`` takes the first of these the bundle has (and did not reject), then any other.
 VARIANT_PREFERENCE = ("int8", "fp32")
 
 _EXPORT_HINT = "run `builder run` with export.formats including 'onnx'"
@@ -53,18 +53,48 @@ class Bundle:
         entry = details.get(variant, {}).get("prepared") if isinstance(details, dict) and isinstance(details.get(variant), dict) else None
         return entry if isinstance(entry, dict) else None
 
+    @property
+    def rejected(self) -> dict[str, list[str]]:
+        """Variants that failed verification at export (``{variant: [reasons]}``); they are never opened."""
+        rejected = self.manifest.get("rejected")
+        if not isinstance(rejected, dict):
+            return {}
+        return {str(v): [str(r) for r in reasons] if isinstance(reasons, list) else [str(reasons)] for v, reasons in rejected.items()}
+
+    @property
+    def default_variant(self) -> str:
+        """What ``variant="auto"`` opens: the manifest's ``default_variant`` (set when a variant was
+        rejected), else int8 when present, else fp32, else the first variant not rejected."""
+        usable = [v for v in self.variants if v not in self.rejected]
+        declared = self.manifest.get("default_variant")
+        if isinstance(declared, str) and declared in usable:
+            return declared
+        for preferred in VARIANT_PREFERENCE:
+            if preferred in usable:
+                return preferred
+        if not usable:
+            raise ModelError(f"{self.directory}: every model variant was rejected at export ({self._rejections()})",
+                             hint="re-export the run; see its export_report.md")
+        return usable[0]
+
+    def _rejections(self) -> str:
+        return "; ".join(f"{variant}: {', '.join(reasons)}" for variant, reasons in self.rejected.items())
+
     def choose_variant(self, variant: str = "auto") -> str:
-        """Resolve ``variant``: ``auto`` picks int8 when present, else fp32; a name must exist."""
+        """Resolve ``variant``: ``auto`` is ``default_variant``; a name must exist and must not have been rejected."""
         available = self.variants
         if variant == "auto":
-            for preferred in VARIANT_PREFERENCE:
-                if preferred in available:
-                    return preferred
-            return available[0]
+            return self.default_variant
         if variant not in available:
             raise ModelError(
                 f"{self.directory}: has no '{variant}' model; expected one of: auto, {', '.join(available)}",
                 hint="choose one of those (auto picks int8 when the bundle has it, else fp32), or re-export with that variant",
+            )
+        if variant in self.rejected:
+            raise ModelError(
+                f"{self.directory}: the '{variant}' model was rejected when it was exported: {'; '.join(self.rejected[variant])}",
+                hint=f"use --variant auto (here: {self.default_variant}), or re-export with settings that pass verification "
+                     "(see the run's export_report.md)",
             )
         return variant
 

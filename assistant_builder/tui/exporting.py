@@ -71,8 +71,8 @@ def thresholds_text(run_dir: Path | None) -> str:
     recipe = (read_json(run_dir / "recipe.resolved.json") if run_dir else None) or {}
     export = recipe.get("export") or {}
     name = run_metric(run_dir)
-    drop, agreement = export.get("max_metric_drop", 0.01), export.get("min_agreement", 0.99)
-    text = f"gates: {name} drop ≤ {drop:g}, agreement ≥ {agreement:.0%}"
+    drop, agreement = export.get("max_metric_drop", 0.01), export.get("min_agreement")
+    text = f"gates: {name} drop ≤ {drop:g}, agreement ≥ " + (f"{agreement:.0%}" if agreement is not None else "the task's default")
     if export.get("max_abs_diff") is not None:
         text += f", fp32 max abs diff ≤ {export['max_abs_diff']:g}"
     return text
@@ -88,7 +88,13 @@ def report_cells(row: dict[str, Any]) -> list[str]:
     """One row of the Export screen's report table (``REPORT_COLUMNS``; the metric is named above it)."""
     return [row.get("exporter", "?"), row.get("variant", "?"), f"{row.get('reference_metric', 0.0):.4f}",
             f"{row.get('exported_metric', 0.0):.4f}", f"{row.get('agreement', 0.0):.1%}", f"{row.get('latency_batch1_ms_p50', 0.0):.2f}",
-            f"{row.get('size_bytes', 0) / 1e6:.1f}", "pass" if row.get("passed") else "FAIL"]
+            f"{row.get('size_bytes', 0) / 1e6:.1f}", verdict_text(row)]
+
+
+def verdict_text(row: dict[str, Any]) -> str:
+    """``pass``, ``rejected`` (an optional variant the bundle will not open; the run is still good) or ``FAIL``."""
+    status = row.get("status") or ("verified" if row.get("passed") else "failed")
+    return {"verified": "pass", "rejected": "rejected"}.get(status, "FAIL")
 
 
 REPORT_COLUMNS = ("export", "variant", "PyTorch", "exported", "agree", "p50 ms", "MB", "verdict")
@@ -105,6 +111,9 @@ def usage_lines(run_dir: Path, rows: list[dict[str, Any]]) -> list[str]:
         lines.append(f"{exporter} ({variants}): {display_path(folder)}" + ("" if folder.is_dir() else "  [b](missing)[/b]"))
     where = display_path(run_dir)
     if any(row.get("exporter") == RUNTIME_EXPORTER and row.get("passed") for row in rows):
+        rejected = [row.get("variant", "?") for row in rows if row.get("exporter") == RUNTIME_EXPORTER and row.get("status") == "rejected"]
+        if rejected:
+            lines.append(f"rejected: {', '.join(rejected)} (broke a gate; the bundle opens its verified variant by default)")
         lines.append(f"try it:  builder predict {where} {example}")
         lines.append(f"serve:   builder serve {where}   (HTTP, torch-free)")
     else:

@@ -104,7 +104,7 @@ class PostingCallback(Callback):
         self.post(m.TrainLog(f"checkpoint at step {event.step}"))
 
     def on_export_verified(self, event: ExportVerified) -> None:
-        self.post(m.TrainLog(f"export {event.exporter}/{event.variant}: {'verified' if event.passed else 'FAILED'}"))
+        self.post(m.TrainLog(f"export {event.exporter}/{event.variant}: {event.status or ('verified' if event.passed else 'FAILED')}"))
 
     def on_run_end(self, event: RunEnded) -> None:
         self.post(m.TrainLog(f"run finished: {display_path(event.run_dir)}"))
@@ -123,7 +123,8 @@ def record_to_messages(record: dict[str, Any]) -> list[Any]:
     if event == "checkpoint":
         return [m.TrainLog(f"checkpoint at step {record.get('step')}")]
     if event == "export":
-        return [m.TrainLog(f"export {record.get('exporter')}/{record.get('variant')}: {'verified' if record.get('passed') else 'FAILED'}")]
+        status = record.get("status") or ("verified" if record.get("passed") else "FAILED")
+        return [m.TrainLog(f"export {record.get('exporter')}/{record.get('variant')}: {status}")]
     return []
 
 

@@ -25,6 +25,7 @@ Imports torch, onnx and onnxruntime only inside methods (see ``contracts.py``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import tempfile
@@ -64,6 +65,13 @@ class OnnxOptions(ComponentOptions):
     quantize_embeddings: bool = Field(False, description="int8: also store the embedding tables as int8 (the file shrinks from "
                                       "~58 to ~23 MB for MiniLM, but accuracy drops more and varies with the batch; "
                                       "see bench/RESULTS.md)")
+    accuracy_aware: bool = Field(True, description="int8: when the int8 model breaks the run's verification gates, keep "
+                                 "its most sensitive matrix products in fp32 (the smallest set found that meets the gates, "
+                                 "recorded in the manifest and export_report.md); off: int8 is verified as quantised")
+    max_fp32_nodes: int = Field(12, ge=0, le=1000, description="int8: the most matrix products the accuracy-aware search "
+                                "may keep in fp32 (MiniLM has 37); if none up to this meets the gates, int8 is rejected")
+    nodes_to_exclude: list[str] = Field(default_factory=list, description="int8: graph node names always kept in fp32 "
+                                        "(e.g. from an earlier run's export_report.md)")
     prepare: Literal["default", "all", "none"] = Field(
         "default", description="also save ONNX Runtime's optimised graph for fast loading by `builder predict`/`serve`: "
                                "'default' for the variant they open by default (int8 when quantize is on), 'all' for every "
@@ -101,15 +109,37 @@ class OnnxExporter(Exporter):
                 )
             fp32 = _optimize(raw, Path(scratch), job.model, checks, job.output_names) if options.optimize else raw
             artifacts = [ExportedArtifact(self.name, "fp32", job.output_dir / FP32_FILE)]
+            int8_meets_gates = True
             if options.quantize:
-                artifacts.append(ExportedArtifact(self.name, "int8", job.output_dir / INT8_FILE))
-                _quantize(raw, artifacts[1].path, options.per_channel, options.quantize_embeddings)
+                int8, int8_meets_gates = self._int8(raw, job, options)
+                artifacts.append(int8)
             with atomic_path(artifacts[0].path) as tmp:
                 os.replace(fp32, tmp)
-            artifacts = [_with_prepared_graph(a, checks, job.output_names) if _prepares(options.prepare, a.variant, artifacts) else a
+            # the variant the runtime will open by default: fp32 when int8 is going to be rejected
+            usable = [a for a in artifacts if a.variant != "int8" or int8_meets_gates]
+            artifacts = [_with_prepared_graph(a, checks, job.output_names) if _prepares(options.prepare, a.variant, usable) else a
                          for a in artifacts]
         write_hf_config_files(job.model, job.output_dir)
         return artifacts
+
+    def _int8(self, raw: Path, job: ExportJob, options: OnnxOptions) -> tuple[ExportedArtifact, bool]:
+        """The int8 artefact (optional) and whether it meets the run's gates (True when there is no gate to ask)."""
+        from assistant_builder_exporters.int8_search import accuracy_aware_int8
+
+        target = job.output_dir / INT8_FILE
+        artifact = ExportedArtifact(self.name, "int8", target, optional=True)
+
+        def quantize(nodes: Sequence[str]) -> None:
+            _quantize(raw, target, options.per_channel, options.quantize_embeddings, nodes)
+
+        if job.gate is None or not options.accuracy_aware:
+            quantize(options.nodes_to_exclude)
+            details = {"fp32_nodes": list(options.nodes_to_exclude)} if options.nodes_to_exclude else {}
+            return dataclasses.replace(artifact, details=details), True
+        plan = accuracy_aware_int8(raw, target, quantize, lambda path: job.gate(artifact), job.calibration,
+                                   per_channel=options.per_channel, fixed=options.nodes_to_exclude,
+                                   max_fp32_nodes=options.max_fp32_nodes)
+        return dataclasses.replace(artifact, details=plan.details), plan.meets_gates
 
     def load_runner(self, artifact: ExportedArtifact, output_names: Sequence[str]) -> Runner:
         """Run ``artifact`` as the edge runtime will: its prepared graph on CPU when it has one, else
@@ -201,7 +231,7 @@ def _with_prepared_graph(artifact: ExportedArtifact, checks: Sequence[Check], ou
                       f"{artifact.path.name} and optimise it at load time. Set prepare = 'none' in [export.options.onnx] "
                       "to silence this", RuntimeWarning, stacklevel=3)
         return artifact
-    return ExportedArtifact(artifact.exporter, artifact.variant, artifact.path, {**artifact.details, "prepared": entry})
+    return dataclasses.replace(artifact, details={**artifact.details, "prepared": entry})
 
 
 def _export_graph(module: Any, inputs: tuple[Any, ...], path: Path, names: Sequence[str], output_names: Sequence[str],
@@ -273,14 +303,15 @@ def _quiet_quantizer() -> Iterator[None]:
 MATMUL_OPS = ["MatMul", "Attention"]
 
 
-def _quantize(source: Path, target: Path, per_channel: bool, embeddings: bool) -> None:
-    """Write ``target``: ``source`` with int8 weights (activations quantised on the fly); the
-    embedding lookups (``Gather``) too only when ``embeddings``."""
+def _quantize(source: Path, target: Path, per_channel: bool, embeddings: bool, fp32_nodes: Sequence[str] = ()) -> None:
+    """Write ``target``: ``source`` with int8 weights (activations quantised on the fly), except the
+    nodes named in ``fp32_nodes``; the embedding lookups (``Gather``) too only when ``embeddings``."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     ops = {} if embeddings else {"op_types_to_quantize": MATMUL_OPS}
     with _quiet_quantizer(), atomic_path(target) as tmp:
-        quantize_dynamic(source, tmp, weight_type=QuantType.QInt8, per_channel=per_channel, **ops)
+        quantize_dynamic(source, tmp, weight_type=QuantType.QInt8, per_channel=per_channel,
+                         nodes_to_exclude=list(fp32_nodes), **ops)
 
 
 @hookimpl

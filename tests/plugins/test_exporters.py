@@ -311,7 +311,8 @@ def test_options_validate_and_reject_unknown_keys() -> None:
     registry = build_registry()
     onnx_options = registry.get("exporter", "onnx").component.Options
     assert onnx_options().model_dump() == {"opset": 17, "optimize": False, "quantize": False, "per_channel": True, "prepare": "default",
-                                            "quantize_embeddings": False}
+                                            "quantize_embeddings": False, "accuracy_aware": True, "max_fp32_nodes": 12,
+                                            "nodes_to_exclude": []}
     for bad in ({"quantise": True}, {"opset": 9}, {"optimize": "sometimes"}):
         with pytest.raises(ValidationError):
             onnx_options.model_validate(bad)

@@ -25,7 +25,7 @@ from textual.worker import Worker
 
 from assistant_builder.tui import messages as m
 from assistant_builder.tui.exporting import (REPORT_COLUMNS, exporter_choices, read_export_report, report_cells, run_export, run_metric,
-                                             thresholds_text, usage_lines)
+                                             thresholds_text, usage_lines, verdict_text)
 from assistant_builder.tui.project import Project, RunInfo, list_runs
 from assistant_builder.tui.widgets.nav import NavBar
 from assistant_builder.tui.widgets.tick_box import TickBox
@@ -133,7 +133,7 @@ class ExportScreen(Screen[None]):
         if run_dir is None:
             self._status("No finished run yet: train one (F2). Exports come from a run's saved model.")
             return
-        self._status(("last export: " + ", ".join(f"{r['exporter']}/{r['variant']} {'pass' if r.get('passed') else 'FAIL'}" for r in self.rows)
+        self._status(("last export: " + ", ".join(f"{r['exporter']}/{r['variant']} {verdict_text(r)}" for r in self.rows)
                       if self.rows else "not exported yet") + "\n[dim]e: export and verify with the formats ticked[/dim]")
 
     @on(Select.Changed, "#export-run")
@@ -176,8 +176,8 @@ class ExportScreen(Screen[None]):
         if self.run_dir is None or not self.rows:
             usage.update("")
             return
-        failures = [f"[b $error]{escape(row['exporter'])}/{escape(row['variant'])} failed:[/] {escape('; '.join(row.get('failures') or []))}"
-                    for row in self.rows if not row.get("passed")]
+        failures = [f"[b $error]{escape(row['exporter'])}/{escape(row['variant'])} {'rejected' if row.get('status') == 'rejected' else 'failed'}:[/] "
+                    f"{escape('; '.join(row.get('failures') or []))}" for row in self.rows if not row.get("passed")]
         usage.update("\n".join([*failures, *(escape(line) for line in usage_lines(self.run_dir, self.rows))]))
 
     # -- export ---------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ class ExportScreen(Screen[None]):
         row = message.report
         self.rows.append(row)
         self.query_one(DataTable).add_row(*report_cells(row))
-        self._progress(f"{'✓' if row.get('passed') else '✗'} {row.get('exporter')}/{row.get('variant')} verified")
+        self._progress(f"{'✓' if row.get('passed') else '✗'} {row.get('exporter')}/{row.get('variant')} {verdict_text(row)}")
 
     def on_export_finished(self, message: m.ExportFinished) -> None:
         self.result = message

@@ -16,7 +16,7 @@ from assistant_builder.tui.widgets.nav import NavBar
 
 def _export_cell(run: RunInfo) -> str:
     """The deployable variant's figures: int8 if exported, else the first export."""
-    exports = sorted(run.exports, key=lambda e: e.get("variant") != "int8")
+    exports = sorted((e for e in run.exports if e.get("status") != "rejected"), key=lambda e: e.get("variant") != "int8")
     if not exports:
         return "–"
     e = exports[0]

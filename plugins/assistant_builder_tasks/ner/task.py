@@ -15,7 +15,8 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from assistant_builder.batching import pad_batch
-from assistant_builder.contracts import ComponentOptions, Evaluation, Feature, FeatureOutputs, Task, TaskData
+from assistant_builder.agreement import example_agreement, unit_agreement
+from assistant_builder.contracts import Agreement, ComponentOptions, Evaluation, Feature, FeatureOutputs, Task, TaskData
 from assistant_builder.errors import DataError
 from assistant_builder_tasks.ner.data import TokenExample, check_types, join_words, load_split, split_words
 from assistant_builder_tasks.ner.encoding import encode_words, special_layout
@@ -68,6 +69,8 @@ class NerTask(Task):
     output_names = ("logits",)
     sequence_outputs = ("logits",)
     data_formats = ("conll", "seq", "jsonl", "parquet", "files", "hf_disk")
+    #: entity-level agreement gate (bench/RESULTS.md, "Token and span tasks that ship")
+    min_agreement = 0.97
 
     def load_data(self, data: Any, options: NerOptions) -> TaskData:  # type: ignore[override]
         train, validation, sources = load_split(data, options)
@@ -166,6 +169,11 @@ class NerTask(Task):
 
     def prediction_key(self, prediction: dict[str, Any]) -> Any:
         return tuple((e["start"], e["end"], e["label"]) for e in prediction["entities"])
+
+    def agreement(self, predictions: Sequence[dict[str, Any]], reference: Sequence[dict[str, Any]]) -> Agreement:
+        """Entity-level: micro Dice of the ``(start, end, label)`` entity sets (one differing entity costs one entity)."""
+        keys, reference_keys = [self.prediction_key(p) for p in predictions], [self.prediction_key(p) for p in reference]
+        return Agreement(unit_agreement(keys, reference_keys), "entities", example_agreement(keys, reference_keys))
 
     def parse_input(self, raw: Any) -> TokenExample:
         """A string or ``{"text": ...}`` (split into words with ``\\w+|[^\\w\\s]``), or ``{"tokens": [...]}``."""

@@ -15,13 +15,14 @@ from typing import Any
 
 from pydantic import Field
 
+from assistant_builder.agreement import example_agreement, overlap_agreement
 from assistant_builder.batching import pad_batch
-from assistant_builder.contracts import ComponentOptions, Evaluation, Feature, FeatureOutputs, Task, TaskData
+from assistant_builder.contracts import Agreement, ComponentOptions, Evaluation, Feature, FeatureOutputs, Task, TaskData
 from assistant_builder.errors import DataError
 from assistant_builder_tasks.qa.data import QAExample, load_split
 from assistant_builder_tasks.qa.decoding import decode_all
 from assistant_builder_tasks.qa.encoding import encode_examples
-from assistant_builder_tasks.qa.metrics import METRIC_NAMES, evaluate_answers, normalize_answer
+from assistant_builder_tasks.qa.metrics import METRIC_NAMES, evaluate_answers, f1_score, normalize_answer
 
 TARGETS = ("start_positions", "end_positions")
 
@@ -50,6 +51,8 @@ class QATask(Task):
     output_names = ("start_logits", "end_logits")
     sequence_outputs = ("start_logits", "end_logits")
     data_formats = ("squad", "jsonl", "parquet", "files", "hf_disk")
+    #: answer-token agreement gate (bench/RESULTS.md, "Token and span tasks that ship")
+    min_agreement = 0.90
 
     def load_data(self, data: Any, options: QAOptions) -> TaskData:  # type: ignore[override]
         train, validation, sources = load_split(data, options.allow_unanswerable)
@@ -112,6 +115,13 @@ class QATask(Task):
 
     def prediction_key(self, prediction: dict[str, Any]) -> Any:
         return normalize_answer(prediction["answer"])
+
+    def agreement(self, predictions: Sequence[dict[str, Any]], reference: Sequence[dict[str, Any]]) -> Agreement:
+        """Answer tokens: the mean SQuAD token F1 of each answer against PyTorch's (both empty: 1), so an
+        answer one word longer than PyTorch's still mostly agrees."""
+        keys, reference_keys = [self.prediction_key(p) for p in predictions], [self.prediction_key(p) for p in reference]
+        value = overlap_agreement(keys, reference_keys, lambda a, b: 1.0 if a == b else f1_score(a, b))
+        return Agreement(value, "answer tokens", example_agreement(keys, reference_keys))
 
     def parse_input(self, raw: Any) -> QAExample:
         if not isinstance(raw, dict):
