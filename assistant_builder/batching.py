@@ -15,11 +15,19 @@ import numpy as np
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def pad_batch(features: Sequence[dict[str, Any]], pad_token_id: int, label_keys: Sequence[str] = ()) -> dict[str, np.ndarray]:
+def extra_inputs(input_names: Sequence[str]) -> tuple[str, ...]:
+    """The names of ``input_names`` beyond the standard ``MODEL_INPUTS`` (task-specific per-token inputs)."""
+    return tuple(name for name in input_names if name not in MODEL_INPUTS)
+
+
+def pad_batch(features: Sequence[dict[str, Any]], pad_token_id: int, label_keys: Sequence[str] = (),
+              input_keys: Sequence[str] = ()) -> dict[str, np.ndarray]:
     """Pad ``features`` to their longest ``input_ids`` and return int64 arrays.
 
     Returns ``input_ids``, ``attention_mask`` and ``token_type_ids`` of shape [B, T]. For each key
-    in ``label_keys``: a scalar label becomes shape [B]; a per-token list is padded with -100.
+    in ``input_keys`` (a task's extra model inputs, one int per token, see
+    ``Task.model_input_names``): shape [B, T] padded with 0. For each key in ``label_keys``: a
+    scalar label becomes shape [B]; a per-token list is padded with -100.
     """
     lengths = [len(f["input_ids"]) for f in features]
     width = max(lengths) if lengths else 0
@@ -34,6 +42,11 @@ def pad_batch(features: Sequence[dict[str, Any]], pad_token_id: int, label_keys:
         if types is not None:
             token_type_ids[row, :length] = types
     batch = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+    for key in input_keys:
+        values = np.zeros((count, width), dtype=np.int64)
+        for row, feature in enumerate(features):
+            values[row, : len(feature[key])] = feature[key]
+        batch[key] = values
     for key in label_keys:
         values = [f[key] for f in features]
         if values and isinstance(values[0], (list, tuple)):

@@ -191,6 +191,26 @@ class Task(Component):
     def parse_input(self, raw: Any) -> Any:
         """Turn one user input (a string or a JSON object) into an unlabelled example."""
 
+    def model_input_names(self, options: ComponentOptions) -> tuple[str, ...]:
+        """The model's inputs under ``options``, in export order: ``input_ids``, ``attention_mask``,
+        ``token_type_ids``, then any task-specific ones.
+
+        A task-specific input is one int per token, which ``encode`` puts in each feature under its
+        name (same length as ``input_ids``); the host pads it with 0, passes it to the model's
+        ``forward`` by name, exports it as a graph input and feeds it in the runtime. Default: the
+        three standard inputs.
+        """
+        return ("input_ids", "attention_mask", "token_type_ids")
+
+    def resolve_options(self, options: ComponentOptions, data: TaskData, tokenizer: Tokenizer) -> ComponentOptions:
+        """Settle data-dependent choices (``"auto"`` options) once, from the training data and tokenizer.
+
+        Called by the engine after ``load_data``; the returned options are used for the whole run
+        and saved in the bundle, so the runtime decides the same way on a single input. Default:
+        ``options`` unchanged.
+        """
+        return options
+
     def prediction_key(self, prediction: dict[str, Any]) -> Any:
         """What must match for two predictions to "agree" (export verification). Default: all but scores."""
         return repr(sorted((k, v) for k, v in prediction.items() if k not in ("score", "scores", "top")))

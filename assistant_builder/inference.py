@@ -16,15 +16,17 @@ from assistant_builder.contracts import Feature, FeatureOutputs, Runner
 
 
 def run_features(runner: Runner, features: Sequence[Feature], pad_token_id: int, output_names: Sequence[str],
-                 sequence_outputs: Sequence[str] = (), batch_size: int = 64) -> FeatureOutputs:
+                 sequence_outputs: Sequence[str] = (), batch_size: int = 64, input_keys: Sequence[str] = ()) -> FeatureOutputs:
     """Run ``runner`` on length-sorted padded batches and return outputs per feature, in order.
 
-    Sequence outputs (second axis = tokens) are trimmed to each feature's own length.
+    ``input_keys`` are the task's extra per-token model inputs (``Task.model_input_names`` beyond
+    the standard ones), padded with 0. Sequence outputs (second axis = tokens) are trimmed to each
+    feature's own length.
     """
     lengths = [len(f["input_ids"]) for f in features]
     results: dict[str, list[Any]] = {name: [None] * len(features) for name in output_names}
     for indices in sorted_batches(lengths, batch_size):
-        batch = pad_batch([features[i] for i in indices], pad_token_id)
+        batch = pad_batch([features[i] for i in indices], pad_token_id, input_keys=input_keys)
         outputs = runner(batch)
         for name in output_names:
             values = np.asarray(outputs[name])

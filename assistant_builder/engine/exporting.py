@@ -54,7 +54,7 @@ def write_bundle_files(directory: Path, *, exporter: str, task: Task, task_optio
         "labels": list(labels),
         "max_length": max_length,
         "pad_token_id": pad_id,
-        "input_names": ["input_ids", "attention_mask", "token_type_ids"],
+        "input_names": list(task.model_input_names(task_options)),
         "output_names": list(task.output_names),
         "sequence_outputs": list(task.sequence_outputs),
         "models": {a.variant: a.path.name for a in artifacts},
@@ -97,14 +97,15 @@ def _gate(exporter: Exporter, check: Callable[[Any, str], GateResult], output_na
     return gate
 
 
-def calibration_batches(features: Sequence[dict[str, Any]], pad_id: int, batch_size: int = 32) -> list[dict[str, Any]]:
+def calibration_batches(features: Sequence[dict[str, Any]], pad_id: int, input_names: Sequence[str],
+                        batch_size: int = 32) -> list[dict[str, Any]]:
     """The validation features as padded numpy batches of model inputs (``ExportJob.calibration``), length-sorted."""
-    from assistant_builder.batching import MODEL_INPUTS, pad_batch, sorted_batches
+    from assistant_builder.batching import extra_inputs, pad_batch, sorted_batches
 
     batches = []
     for indices in sorted_batches([len(f["input_ids"]) for f in features], batch_size):
-        batch = pad_batch([features[i] for i in indices], pad_id)
-        batches.append({name: batch[name] for name in MODEL_INPUTS})
+        batch = pad_batch([features[i] for i in indices], pad_id, input_keys=extra_inputs(input_names))
+        batches.append({name: batch[name] for name in input_names})
     return batches
 
 
@@ -119,7 +120,7 @@ def export_and_verify(*, exporters: Sequence[Exporter], recipe: Any, registry_ta
     """
     thresholds = resolve_thresholds(recipe.export, registry_task)
     on_failure = getattr(recipe.export, "on_failure", "fallback")
-    calibration = calibration_batches(features, pad_id)
+    calibration = calibration_batches(features, pad_id, registry_task.model_input_names(task_options))
 
     def check(runner: Any, variant: str) -> GateResult:
         return check_gates(runner, variant, registry_task, task_options, features, examples, labels, reference,

@@ -20,14 +20,23 @@ from pathlib import Path
 from typing import Any
 
 from assistant_builder.atomic import atomic_write_json, atomic_write_text
+from assistant_builder.batching import extra_inputs
 from assistant_builder.callbacks import Callback, CallbackList, ExportVerified, StageStarted
 from assistant_builder.contracts import ExportJob
 from assistant_builder.engine.exporting import export_and_verify
+from assistant_builder.engine.run import TASK_OPTIONS_FILE, example_inputs
 from assistant_builder.engine.rundir import file_sha256
 from assistant_builder.engine.verify import VerificationReport, render_export_report
 from assistant_builder.errors import ConfigError, ConfigIssue, DataError, ModelError
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def saved_task_options(run_dir: Path, task: Any, options: Any, task_data: Any, tokenizer: Any) -> Any:
+    """The task options the run trained with (``task_options.json``), else ``options`` resolved again from the data."""
+    saved = _read_json(run_dir / TASK_OPTIONS_FILE)
+    if isinstance(saved, dict):
+        return task.Options.model_validate(saved)
+    return task.resolve_options(options, task_data, tokenizer)
 
 
 @dataclass
@@ -142,14 +151,16 @@ def export_run(run_dir: str | Path, registry: Any, formats: Sequence[str] | None
     tokenizer = load_tokenizer(model_dir, recipe.model.max_length)
     pad_id = pad_token_id(tokenizer)
     model = task.load_model(model_dir)
+    task_options = saved_task_options(run_dir, task, task_options, task_data, tokenizer)
+    input_names = task.model_input_names(task_options)
     features = task.encode(task_data.validation, tokenizer, labels, task_options, recipe.model.max_length)
 
     events.on_stage_start(StageStarted("reference", f"PyTorch predictions on {len(task_data.validation)} validation examples"))
-    reference = run_features(torch_runner(model, task.output_names), features, pad_id, task.output_names, task.sequence_outputs)
+    reference = run_features(torch_runner(model, task.output_names), features, pad_id, task.output_names, task.sequence_outputs,
+                             input_keys=extra_inputs(input_names))
     reference_predictions = task.decode(reference, features, task_data.validation, labels, task_options)
     sample = features[: min(4, len(features))]
-    example_batch = {k: v for k, v in task.collate([{k: f[k] for k in ("input_ids", "token_type_ids") if k in f} for f in sample],
-                                                   pad_id).items() if k in MODEL_INPUTS}
+    example_batch = example_inputs(task, sample, pad_id, input_names)
 
     events.on_stage_start(StageStarted("export", ", ".join(formats)))
     previous = _read_json(run_dir / "export_report.json") or []  # export_and_verify rewrites it with this export's rows only
@@ -159,7 +170,7 @@ def export_run(run_dir: str | Path, registry: Any, formats: Sequence[str] | None
             example_batch=example_batch, run_dir=run_dir, features=features, examples=task_data.validation, labels=labels,
             reference=reference, reference_predictions=reference_predictions, metric=metric, pad_id=pad_id, tokenizer=tokenizer,
             base_model=recipe.model.base, callbacks=CallbackList([collect, events]),
-            make_job=lambda exporter, out: ExportJob(model, example_batch, MODEL_INPUTS, task.output_names, out,
+            make_job=lambda exporter, out: ExportJob(model, example_batch, input_names, task.output_names, out,
                                                      exporter.Options.model_validate(merged_options.get(exporter.name, {}))),
         )
     finally:

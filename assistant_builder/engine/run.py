@@ -12,6 +12,7 @@ from typing import Any
 
 from assistant_builder.atomic import atomic_directory, atomic_write_json, atomic_write_text
 from assistant_builder.basemodels import ALIASES, resolve_base_model
+from assistant_builder.batching import extra_inputs
 from assistant_builder.callbacks import Callback, CallbackList, RunEnded, RunStarted, StageStarted
 from assistant_builder.contracts import ExportJob, TrainingJob
 from assistant_builder.engine import rundir
@@ -25,7 +26,14 @@ from assistant_builder.inference import run_features
 from assistant_builder.recipe.loader import LoadedRecipe, enabled_loggers
 from assistant_builder.tokenization import load_tokenizer, pad_token_id
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+#: the task options a run used, after ``Task.resolve_options`` (re-exports read them back)
+TASK_OPTIONS_FILE = "task_options.json"
+
+
+def example_inputs(task: Any, features: Sequence[dict[str, Any]], pad_id: int, input_names: Sequence[str]) -> dict[str, Any]:
+    """A small batch of model inputs only (no targets), as the task collates it: what exporters trace with."""
+    bare = [{k: f[k] for k in ("input_ids", "token_type_ids", *extra_inputs(input_names)) if k in f} for f in features]
+    return {k: v for k, v in task.collate(bare, pad_id).items() if k in input_names}
 
 
 @dataclass
@@ -99,6 +107,11 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
         events.on_stage_start(StageStarted("encode", f"{len(task_data.train)} + {len(task_data.validation)} examples"))
         tokenizer = load_tokenizer(base_model, recipe.model.max_length)
         pad_id = pad_token_id(tokenizer)
+        task_options = task.resolve_options(task_options, task_data, tokenizer)
+        if rank == 0:
+            atomic_write_json(run_dir / TASK_OPTIONS_FILE, task_options.model_dump(mode="json"))
+        input_names = task.model_input_names(task_options)
+        input_keys = extra_inputs(input_names)
         train_features = task.encode(task_data.train, tokenizer, task_data.labels, task_options, recipe.model.max_length)
         valid_features = task.encode(task_data.validation, tokenizer, task_data.labels, task_options, recipe.model.max_length)
 
@@ -109,7 +122,8 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
         def predict(m: Any) -> tuple[Any, list[dict[str, Any]]]:
             from assistant_builder.engine.torch_runner import torch_runner
 
-            outputs = run_features(torch_runner(m, task.output_names), valid_features, pad_id, task.output_names, task.sequence_outputs)
+            outputs = run_features(torch_runner(m, task.output_names), valid_features, pad_id, task.output_names, task.sequence_outputs,
+                                   input_keys=input_keys)
             return outputs, task.decode(outputs, valid_features, task_data.validation, task_data.labels, task_options)
 
         def evaluate(m: Any) -> dict[str, float]:
@@ -152,13 +166,13 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
 
         events.on_stage_start(StageStarted("export", ", ".join(recipe.export.formats) or "none"))
         sample = valid_features[: min(4, len(valid_features))] or train_features[:4]
-        example_batch = {k: v for k, v in task.collate([{k: f[k] for k in ("input_ids", "token_type_ids") if k in f} for f in sample], pad_id).items() if k in MODEL_INPUTS}
+        example_batch = example_inputs(task, sample, pad_id, input_names)
         export_reports = export_and_verify(
             exporters=exporters, recipe=recipe, registry_task=task, task_options=task_options, model=final_model,
             example_batch=example_batch, run_dir=run_dir, features=valid_features, examples=task_data.validation,
             labels=task_data.labels, reference=reference_outputs, reference_predictions=reference_predictions,
             metric=metric, pad_id=pad_id, tokenizer=tokenizer, base_model=recipe.model.base, callbacks=events,
-            make_job=lambda exporter, out: ExportJob(final_model, example_batch, MODEL_INPUTS, task.output_names, out,
+            make_job=lambda exporter, out: ExportJob(final_model, example_batch, input_names, task.output_names, out,
                                                      exporter.Options.model_validate(recipe.export.options.get(exporter.name, {}))),
         )
         summary = {

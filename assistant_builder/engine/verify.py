@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant_builder.batching import pad_batch
+from assistant_builder.batching import extra_inputs, pad_batch
 from assistant_builder.contracts import ExportedArtifact, Feature, FeatureOutputs, GateResult, Runner, Task
 from assistant_builder.inference import max_abs_difference, run_features
 
@@ -87,14 +87,15 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def measure_latency(runner: Runner, features: Sequence[Feature], pad_token_id: int, calls: int = 50) -> tuple[float, float, float]:
+def measure_latency(runner: Runner, features: Sequence[Feature], pad_token_id: int, calls: int = 50,
+                    input_keys: Sequence[str] = ()) -> tuple[float, float, float]:
     """Median and p95 batch-1 latency (ms) over ``calls`` single examples, and batch-32 examples/s."""
     if not features:
         return 0.0, 0.0, 0.0
-    runner(pad_batch([features[0]], pad_token_id))  # warm-up
+    runner(pad_batch([features[0]], pad_token_id, input_keys=input_keys))  # warm-up
     timings = []
     for i in range(calls):
-        batch = pad_batch([features[i % len(features)]], pad_token_id)
+        batch = pad_batch([features[i % len(features)]], pad_token_id, input_keys=input_keys)
         start = time.perf_counter()
         runner(batch)
         timings.append((time.perf_counter() - start) * 1000)
@@ -105,7 +106,7 @@ def measure_latency(runner: Runner, features: Sequence[Feature], pad_token_id: i
     start = time.perf_counter()
     count = 0
     for batch in batches:
-        runner(pad_batch(batch, pad_token_id))
+        runner(pad_batch(batch, pad_token_id, input_keys=input_keys))
         count += len(batch)
     return statistics.median(timings), p95, count / max(time.perf_counter() - start, 1e-9)
 
@@ -115,7 +116,8 @@ def check_gates(runner: Runner, variant: str, task: Task, task_options: Any, fea
                 reference_predictions: Sequence[dict[str, Any]], metric: str, pad_token_id: int,
                 thresholds: Thresholds) -> GateResult:
     """Run ``runner`` over the validation features and hold the result to ``thresholds``."""
-    outputs = run_features(runner, features, pad_token_id, task.output_names, task.sequence_outputs)
+    outputs = run_features(runner, features, pad_token_id, task.output_names, task.sequence_outputs,
+                           input_keys=extra_inputs(task.model_input_names(task_options)))
     predictions = task.decode(outputs, features, examples, labels, task_options)
     exported_metric = task.evaluate(predictions, examples, labels).metrics[metric]
     reference_metric = task.evaluate(reference_predictions, examples, labels).metrics[metric]
@@ -143,7 +145,7 @@ def verify_artifact(artifact: ExportedArtifact, runner: Runner, task: Task, task
     """
     gates = check_gates(runner, artifact.variant, task, task_options, features, examples, labels, reference,
                         reference_predictions, metric, pad_token_id, thresholds)
-    p50, p95, throughput = measure_latency(runner, features, pad_token_id, latency_calls)
+    p50, p95, throughput = measure_latency(runner, features, pad_token_id, latency_calls, extra_inputs(task.model_input_names(task_options)))
     return VerificationReport(
         exporter=artifact.exporter, variant=artifact.variant, path=str(artifact.path), size_bytes=_size(artifact.path),
         metric=metric, reference_metric=gates.reference_metric, exported_metric=gates.exported_metric, metric_drop=gates.metric_drop,

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import ValidationError
 from tokenizers import Tokenizer
 
-from assistant_builder.batching import MODEL_INPUTS
+from assistant_builder.batching import MODEL_INPUTS, extra_inputs
 from assistant_builder.contracts import ComponentOptions, Outputs, Task
 from assistant_builder.errors import ConfigError, ConfigIssue, DataError, ModelError
 from assistant_builder.inference import run_features
@@ -45,15 +45,15 @@ class OnnxRunner:
     """
 
     def __init__(self, path: Path, output_names: Sequence[str], threads: int | None = None,
-                 prepared: Mapping[str, Any] | None = None) -> None:
+                 prepared: Mapping[str, Any] | None = None, input_names: Sequence[str] = MODEL_INPUTS) -> None:
         self.session, self.source = open_session(path, threads=threads, prepared=prepared)
         self.input_names = [i.name for i in self.session.get_inputs()]
         graph_outputs = {o.name for o in self.session.get_outputs()}
-        unknown = [name for name in self.input_names if name not in MODEL_INPUTS]
+        unknown = [name for name in self.input_names if name not in input_names]
         missing = [name for name in output_names if name not in graph_outputs]
         if unknown or missing:
             found = f"inputs {self.input_names}, outputs {sorted(graph_outputs)}"
-            raise ModelError(f"{self.source}: expected inputs among {list(MODEL_INPUTS)} and outputs {list(output_names)}, got {found}")
+            raise ModelError(f"{self.source}: expected inputs among {list(input_names)} and outputs {list(output_names)}, got {found}")
         self.output_names = list(output_names)
 
     def __call__(self, batch: Mapping[str, np.ndarray]) -> Outputs:
@@ -115,7 +115,12 @@ class Predictor:
             self.tokenizer = prepare_tokenizer(Tokenizer.from_file(str(bundle.tokenizer_path)), self.max_length)
         except Exception as exc:  # noqa: BLE001 - tokenizers raises plain Exceptions
             raise ModelError(f"{bundle.tokenizer_path}: could not be loaded: {exc}") from exc
-        self.runner = OnnxRunner(bundle.model_path(self.variant), self.output_names, threads, bundle.prepared(self.variant))
+        declared = manifest.get("input_names")
+        #: the model's inputs (the bundle's ``input_names``), and those beyond the standard three
+        self.input_names: list[str] = list(declared) if isinstance(declared, list) and declared else list(MODEL_INPUTS)
+        self.input_keys: tuple[str, ...] = extra_inputs(self.input_names)
+        self.runner = OnnxRunner(bundle.model_path(self.variant), self.output_names, threads, bundle.prepared(self.variant),
+                                 self.input_names)
 
     def _task_options(self, saved: dict[str, Any], overrides: Mapping[str, Any]) -> ComponentOptions:
         try:
@@ -164,7 +169,8 @@ class Predictor:
         if not examples:
             return []
         features = self.task.encode(examples, self.tokenizer, self.labels, self.options, self.max_length)
-        outputs = run_features(self.runner, features, self.pad_token_id, self.output_names, self.sequence_outputs, batch_size)
+        outputs = run_features(self.runner, features, self.pad_token_id, self.output_names, self.sequence_outputs, batch_size,
+                               self.input_keys)
         return self.task.decode(outputs, features, examples, self.labels, self.options)
 
     def predict(self, inputs: Sequence[Any], batch_size: int = 32) -> list[dict[str, Any]]:

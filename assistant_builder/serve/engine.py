@@ -82,7 +82,7 @@ class Engine:
             spans.append((len(features), len(features) + len(encoded)))
             features.extend(encoded)
         outputs = run_features(p.runner, features, p.pad_token_id, p.output_names, p.sequence_outputs,
-                               self.model_batch_size) if features else {}
+                               self.model_batch_size, p.input_keys) if features else {}
         results: list[list[dict[str, Any]] | BaseException] = []
         for job, span in zip(jobs, spans):
             if isinstance(span, BaseException):

@@ -21,6 +21,7 @@ from assistant_builder.errors import DataError
 from assistant_builder_tasks.ner.data import TokenExample, check_types, join_words, load_split, split_words
 from assistant_builder_tasks.ner.encoding import encode_words, special_layout
 from assistant_builder_tasks.ner.metrics import METRIC_NAMES, evaluate_tags
+from assistant_builder_tasks.ner.shapes import SHAPES, is_cased, lowercases, token_shapes
 from assistant_builder_tasks.ner.tags import repair, spans, tag_list
 
 
@@ -30,6 +31,12 @@ class NerOptions(ComponentOptions):
     invalid_tags: Literal["repair", "error"] = Field("repair", description="an entity starting with I- (after O or another type): 'repair' reads it as B- (with a warning), 'error' stops with file:line")
     stride: int = Field(32, ge=0, le=4096, description="tokens of overlap between the windows of a sentence longer than model.max_length (at most half a window)")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout before the token classification layer")
+    word_shape: Literal["auto", "on", "off"] = Field(
+        "auto", description="add a learned embedding of each word's casing/shape (lower, Title, UPPER, mIxed, number, other) "
+                            "to its tokens, for an encoder whose tokenizer lowercases: 'auto' turns it on when the tokenizer "
+                            "lowercases and the training text is cased (>= 5% of words with a capital); +1.x F1 on CoNLL-2003, "
+                            "see bench/RESULTS.md. The saved model then loads with assistant-builder only (no stock "
+                            "transformers class has the extra input)")
 
     @field_validator("labels")
     @classmethod
@@ -79,9 +86,21 @@ class NerTask(Task):
         types = check_types(train, validation, options.labels)
         return TaskData(train, validation, tag_list(types), sources)
 
+    def resolve_options(self, options: NerOptions, data: TaskData, tokenizer: Any) -> NerOptions:  # type: ignore[override]
+        """``word_shape = "auto"`` becomes "on" when the tokenizer lowercases and the training text is cased, else "off"."""
+        if options.word_shape != "auto":
+            return options
+        cased = lowercases(tokenizer) and is_cased([example.tokens for example in data.train])
+        return options.model_copy(update={"word_shape": "on" if cased else "off"})
+
+    def model_input_names(self, options: NerOptions) -> tuple[str, ...]:  # type: ignore[override]
+        """The standard inputs, plus ``shape_ids`` when ``word_shape`` is on."""
+        return ("input_ids", "attention_mask", "token_type_ids", *(("shape_ids",) if options.word_shape == "on" else ()))
+
     def encode(self, examples: Sequence[TokenExample], tokenizer: Any, labels: Sequence[str],
                options: NerOptions, max_length: int) -> list[Feature]:  # type: ignore[override]
-        """One feature per window (usually one per sentence); ``labels`` on each word's first sub-token."""
+        """One feature per window (usually one per sentence); ``labels`` on each word's first sub-token;
+        ``shape_ids`` (each token's word shape) when ``word_shape`` is on."""
         label_ids = {label: i for i, label in enumerate(labels)}
         layout = special_layout(tokenizer)
         encodings = tokenizer.encode_batch([list(e.tokens) for e in examples], is_pretokenized=True)
@@ -90,6 +109,8 @@ class NerTask(Task):
             for window in encode_words(example.tokens, tokenizer, max_length, options.stride, layout, encoding):
                 feature: Feature = {"input_ids": window.ids, "token_type_ids": window.type_ids, "example_index": index,
                                     "word_ids": window.word_ids, "owned": window.owned}
+                if options.word_shape == "on":
+                    feature["shape_ids"] = token_shapes(example.tokens, window.word_ids)
                 if example.tags is not None:
                     targets = [-100] * len(window.ids)
                     for word, position in window.first_tokens.items():
@@ -105,7 +126,7 @@ class NerTask(Task):
                     train_features: Sequence[Feature] | None = None) -> Any:  # type: ignore[override]
         from assistant_builder_tasks.ner.model import build_token_classifier
 
-        return build_token_classifier(base_model, len(labels), options.dropout)
+        return build_token_classifier(base_model, len(labels), options.dropout, len(SHAPES) if options.word_shape == "on" else 0)
 
     def save_model(self, model: Any, directory: Path, labels: Sequence[str]) -> None:
         model.save_pretrained(directory, list(labels))
@@ -132,7 +153,8 @@ class NerTask(Task):
         import torch
 
         has_labels = bool(features) and all("labels" in f for f in features)
-        batch = pad_batch(features, pad_token_id, ("labels",) if has_labels else ())
+        shapes = ("shape_ids",) if features and all("shape_ids" in f for f in features) else ()
+        batch = pad_batch(features, pad_token_id, ("labels",) if has_labels else (), input_keys=shapes)
         return {key: torch.from_numpy(value) for key, value in batch.items()}
 
     def decode(self, outputs: FeatureOutputs, features: Sequence[Feature], examples: Sequence[TokenExample],
