@@ -206,8 +206,9 @@ class Task(Component):
         """Settle data-dependent choices (``"auto"`` options) once, from the training data and tokenizer.
 
         Called by the engine after ``load_data``; the returned options are used for the whole run
-        and saved in the bundle, so the runtime decides the same way on a single input. Default:
-        ``options`` unchanged.
+        and saved in the bundle, so the runtime decides the same way on a single input. Options
+        that reach ``encode`` unresolved (bundles and runs made before the option existed) must
+        behave as that earlier version did. Default: ``options`` unchanged.
         """
         return options
 

@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--stride", type=int, default=64)
     parser.add_argument("--trainer", choices=["full", "lora"], default="full")
+    parser.add_argument("--no-quantize", dest="quantize", action="store_false", help="export fp32 only (default: fp32 + int8)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args(argv)
     root = data_root()
     train_file, valid_file = root / "squad" / "train.json", root / "xquad_en" / "xquad.en.json"
@@ -60,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         lines = ["recipe_version = 1", 'name = "squad-xquad"', "[task]", 'type = "qa"', "[task.options]", f"stride = {args.stride}",
                  "[model]", 'base = "minilm-l6"', f"max_length = {args.max_length}", "[data]", 'train = "train.json"',
                  f'validation = "{valid_file}"', 'format = "squad"', "[train]", f'trainer = "{args.trainer}"', f"epochs = {args.epochs}",
-                 "batch_size = 32", "early_stopping_patience = 0", "seed = 42", "[export]", 'formats = ["onnx"]',
+                 "batch_size = 32", "early_stopping_patience = 0", "seed = 42", f"num_threads = {args.threads}", "[export]",
+                 'formats = ["onnx"]', "[export.options.onnx]", f"quantize = {'true' if args.quantize else 'false'}",
                  "[output]", 'runs_dir = "runs"']
         (Path(tmp) / "recipe.toml").write_text("\n".join(lines) + "\n")
         start = time.perf_counter()
@@ -71,13 +75,19 @@ def main(argv: list[str] | None = None) -> int:
         (run_dir,) = (Path(tmp) / "runs").iterdir()
         summary = json.loads((run_dir / "summary.json").read_text())
         history = json.loads((run_dir / "metrics.json").read_text())["history"]
-    m, export = summary["metrics"], summary["exports"][0]
+    m = summary["metrics"]
+    exports = {e["variant"]: e for e in summary["exports"]}
     print(f"## QA: SQuAD v1.1 train subset -> XQuAD-en ({args.trainer}, {args.epochs} epochs, max length {args.max_length})\n")
     print(f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`\n")
-    print("| train questions | EM | F1 | train ex/s | wall | ONNX fp32 F1 | answer agreement |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| {count} | {m['exact_match']:.4f} | {m['f1']:.4f} | {summary['train_examples_per_second']:.0f} | {wall / 60:.1f} min | "
-          f"{export['exported_metric']:.4f} | {export['agreement']:.2%} |")
+    print("| train questions | EM | F1 | train ex/s | wall | export | F1 | drop | answer-token agreement | same answer | batch-1 ms | verdict |")
+    print("|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|")
+    for variant, e in exports.items():
+        kept = len((e.get("details") or {}).get("fp32_nodes") or [])
+        print(f"| {count} | {m['exact_match']:.4f} | {m['f1']:.4f} | {summary['train_examples_per_second']:.0f} | {wall / 60:.1f} min | "
+              f"onnx/{variant}{f' ({kept} fp32 nodes)' if kept else ''} | {e['exported_metric']:.4f} | {e['metric_drop']:+.4f} | "
+              f"{e['agreement']:.2%} | {e.get('example_agreement') or e['agreement']:.2%} | {e['latency_batch1_ms_p50']:.1f} | {e.get('status')} |")
+    if args.json_out:
+        args.json_out.write_text(json.dumps({"command": sys.argv, "summary": summary, "history": history}, indent=1))
     print("History: " + "; ".join(f"epoch {h['epoch']}: EM {h['exact_match']:.4f} F1 {h['f1']:.4f}" for h in history))
     return 0
 

@@ -31,12 +31,12 @@ from assistant_builder.errors import ConfigError, ConfigIssue, DataError, ModelE
 
 
 
-def saved_task_options(run_dir: Path, task: Any, options: Any, task_data: Any, tokenizer: Any) -> Any:
-    """The task options the run trained with (``task_options.json``), else ``options`` resolved again from the data."""
+def saved_task_options(run_dir: Path, task: Any, options: Any) -> Any:
+    """The task options the run trained with (``task_options.json``). A run written before that file
+    existed gets the recipe's options as they are: its ``"auto"`` choices stay unresolved, which a
+    task must read as the behaviour of that earlier version (so the re-export matches the model)."""
     saved = _read_json(run_dir / TASK_OPTIONS_FILE)
-    if isinstance(saved, dict):
-        return task.Options.model_validate(saved)
-    return task.resolve_options(options, task_data, tokenizer)
+    return task.Options.model_validate(saved) if isinstance(saved, dict) else options
 
 
 @dataclass
@@ -151,7 +151,7 @@ def export_run(run_dir: str | Path, registry: Any, formats: Sequence[str] | None
     tokenizer = load_tokenizer(model_dir, recipe.model.max_length)
     pad_id = pad_token_id(tokenizer)
     model = task.load_model(model_dir)
-    task_options = saved_task_options(run_dir, task, task_options, task_data, tokenizer)
+    task_options = saved_task_options(run_dir, task, task_options)
     input_names = task.model_input_names(task_options)
     features = task.encode(task_data.validation, tokenizer, labels, task_options, recipe.model.max_length)
 
