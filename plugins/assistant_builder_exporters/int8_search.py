@@ -32,6 +32,9 @@ Quantize = Callable[[Sequence[str]], Path]
 """Writes the int8 graph with the given nodes kept in fp32 and returns its path."""
 
 Gate = Callable[[Path], Any]
+
+#: an int8 graph with fp32 nodes must take at most this share of the fp32 graph's batch-1 time to be worth it
+MIN_SPEEDUP = 0.9
 """Checks a candidate int8 graph against the run's gates; returns an object with ``passed`` and ``failures``."""
 
 
@@ -210,7 +213,7 @@ def accuracy_aware_int8(raw: Path, target: Path, quantize: Callable[[Sequence[st
     smallest set of sensitive matrix products to keep in fp32 as well (see the module docstring).
 
     ``quantize(nodes)`` writes ``target`` with ``nodes`` kept in fp32. A set is accepted only if its
-    int8 graph is still faster than ``raw`` at batch 1; otherwise, or when no set up to
+    int8 graph still takes at most ``MIN_SPEEDUP`` of ``raw``'s batch-1 time; otherwise, or when no set up to
     ``max_fp32_nodes`` meets the gates, ``target`` is left fully quantised (the engine then rejects
     it with its own reasons) and the details say why.
     """
@@ -237,8 +240,8 @@ def accuracy_aware_int8(raw: Path, target: Path, quantize: Callable[[Sequence[st
         return Int8Plan(False, {**details, "search_log": log})
     int8_ms, fp32_ms = batch1_latency_ms(target, calibration), batch1_latency_ms(raw, calibration)
     log.append(f"batch-1 latency with {len(outcome.fp32_nodes)} fp32 nodes: {int8_ms:.2f} ms (fp32 graph {fp32_ms:.2f} ms)")
-    if int8_ms >= fp32_ms:
+    if int8_ms > MIN_SPEEDUP * fp32_ms:
         quantize(fixed)
-        log.append("not faster than fp32: int8 left fully quantised")
+        log.append(f"not at least {1 / MIN_SPEEDUP:.2f}x faster than fp32: int8 left fully quantised")
         return Int8Plan(False, {**details, "search_log": log})
     return Int8Plan(True, {"fp32_nodes": [*fixed, *outcome.fp32_nodes], "search_log": log})
