@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-__all__ = ["WORD", "IGNORE", "split_words", "join_words", "char_span_words", "words_char_span", "span_text",
+from assistant_builder.errors import DataError
+
+__all__ = ["WORD", "IGNORE", "split_words", "join_words", "words_of_input", "char_span_words", "words_char_span", "span_text",
            "first_subtokens", "first_token_targets", "char_span_tokens"]
 
 WORD = re.compile(r"\w+|[^\w\s]")
@@ -44,6 +47,30 @@ def join_words(tokens: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
         offsets.append((position, position + len(token)))
         position += len(token) + 1
     return " ".join(tokens), offsets
+
+
+def words_of_input(raw: Any) -> tuple[tuple[str, ...], str, tuple[tuple[int, int], ...]]:
+    """``(words, text, offsets)`` of a user's input to a token-level task (``Task.parse_input``).
+
+    Accepts a string or ``{"text": "..."}`` (split with ``split_words``), or ``{"tokens": [...]}``
+    (stripped words, ``text`` their ``join_words``). Anything else, or an input without a word,
+    raises ``DataError`` saying what was expected.
+    """
+    if isinstance(raw, dict) and "tokens" in raw:
+        tokens = raw["tokens"]
+        if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t.strip() for t in tokens):
+            raise DataError(f"expected 'tokens' to be a non-empty list of non-empty strings, got {tokens!r}")
+        words = tuple(t.strip() for t in tokens)
+        text, offsets = join_words(words)
+        return words, text, tuple(offsets)
+    if isinstance(raw, dict) and isinstance(raw.get("text"), str):
+        raw = raw["text"]
+    if not isinstance(raw, str):
+        raise DataError(f"expected a string, an object with a 'text' string, or an object with a 'tokens' list, got {raw!r}")
+    found, spans = split_words(raw)
+    if not found:
+        raise DataError(f"expected text with at least one word, got {raw!r}")
+    return tuple(found), raw, tuple(spans)
 
 
 def char_span_words(offsets: Offsets, start: int, end: int) -> list[int]:

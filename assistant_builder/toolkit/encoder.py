@@ -10,7 +10,7 @@ Import this module only where a model is built or loaded (inside ``build_model``
   sentence encoders were trained: the mean-pooled sentence-encoder head) or ``"cls"`` (the first
   token's state as it is).
 * ``init_head_weights``: the standard initialisation of a new linear head (normal, std 0.02; bias 0).
-* ``token_cross_entropy``: the loss of a per-token head, averaged over the labelled tokens.
+* ``masked_cross_entropy``: the loss of a per-token head, averaged over the labelled tokens.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 __all__ = ["POOLING_MODES", "quiet_transformers", "pooler_kwargs", "load_encoder", "encoder_prefix", "encoder_states", "pool",
-           "init_head_weights", "token_cross_entropy"]
+           "init_head_weights", "masked_cross_entropy"]
 
 POOLING_MODES = ("mean", "cls")
 """The ``mode`` values of ``pool``."""
@@ -105,7 +105,7 @@ def init_head_weights(*layers: nn.Linear, std: float = 0.02) -> None:
             nn.init.zeros_(layer.bias)
 
 
-def token_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
     """Cross-entropy of ``[..., classes]`` logits against integer ``targets``, averaged over targets that are not ``ignore_index``.
 
     Computed in float32 (also under bf16 autocast); 0 for a batch without any target.

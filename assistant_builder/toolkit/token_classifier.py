@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from assistant_builder.toolkit.encoder import encoder_states, init_head_weights, load_encoder, token_cross_entropy
+from assistant_builder.toolkit.encoder import encoder_states, init_head_weights, load_encoder, masked_cross_entropy
 from assistant_builder.toolkit.hf_folder import (
     bundle_files, load_head_weights, load_legacy_head, load_model_folder, read_legacy_head_config, save_model_folder, set_labels,
     task_config, tokenizer_files,
@@ -33,7 +33,7 @@ class TokenClassifier(nn.Module):
     """Encoder + dropout + linear layer on every token.
 
     ``forward(input_ids, attention_mask, token_type_ids=None, labels=None)`` returns ``{"logits":
-    [batch, tokens, classes]}``, plus ``"loss"`` (``encoder.token_cross_entropy``, the mean over
+    [batch, tokens, classes]}``, plus ``"loss"`` (``encoder.masked_cross_entropy``, the mean over
     targets that are not -100) when ``labels`` ``[batch, tokens]`` are given. ``head_modules``
     names the new layer (LoRA keeps it trainable).
     """
@@ -59,7 +59,7 @@ class TokenClassifier(nn.Module):
         logits = self.classifier(self.dropout(hidden))
         output = {"logits": logits}
         if labels is not None:
-            output["loss"] = token_cross_entropy(logits, labels)
+            output["loss"] = masked_cross_entropy(logits, labels)
         return output
 
     def save_pretrained(self, directory: Path, labels: Sequence[str]) -> None:
