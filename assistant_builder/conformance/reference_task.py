@@ -4,12 +4,12 @@ Trainers and exporters need a task to train and export. The suite ships this one
 no task plugin (a plugin author's checks run the same with the built-ins blocked or absent). It is
 built from the toolkit only (records from ``datasources``, ``toolkit.collate``, the encoder and
 pooling of ``toolkit.encoder``, ``toolkit.hf_folder`` for saving, ``toolkit.metrics``), is never
-registered, and passes the task checks itself. Torch-free at import time.
+registered, and passes the task checks itself. Torch-free at import time: the model is in
+``reference_model.py``.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,63 +40,6 @@ class Sentence:
 
     text: str
     label: str | None = None
-
-
-@functools.cache
-def _sentence_classifier() -> type:
-    """The model class (defined on first use: it needs torch)."""
-    import torch
-    from torch import nn
-    from torch.nn import functional as F
-
-    from assistant_builder.toolkit.encoder import encoder_states, init_head_weights, pool
-    from assistant_builder.toolkit.hf_folder import save_model_folder, set_labels
-
-    class SentenceClassifier(nn.Module):
-        """Encoder -> mean pooling -> linear layer; ``forward`` returns ``{"logits", ["loss"]}``."""
-
-        head_modules = ("classifier",)
-
-        def __init__(self, encoder: nn.Module, num_labels: int) -> None:
-            super().__init__()
-            self.encoder = encoder
-            self.classifier = nn.Linear(encoder.config.hidden_size, num_labels)
-            init_head_weights(self.classifier)
-
-        @property
-        def config(self) -> Any:
-            return self.encoder.config
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                    labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-            hidden = encoder_states(self.encoder, input_ids, attention_mask, token_type_ids)
-            output = {"logits": self.classifier(pool(hidden, attention_mask, "mean"))}
-            if labels is not None:
-                output["loss"] = F.cross_entropy(output["logits"].float(), labels)
-            return output
-
-        def save_pretrained(self, directory: Path, labels: Sequence[str]) -> None:
-            set_labels(self.encoder, list(labels))
-            save_model_folder(directory, self.encoder, {"classifier": self.classifier})
-
-    return SentenceClassifier
-
-
-def build_sentence_classifier(base_model: Path, num_labels: int) -> Any:
-    """The pretrained encoder of ``base_model`` with a fresh mean-pooled linear head (imports torch)."""
-    from assistant_builder.toolkit.encoder import load_encoder
-
-    return _sentence_classifier()(load_encoder(base_model), num_labels)
-
-
-def load_sentence_classifier(directory: Path) -> Any:
-    """A model saved by ``build_sentence_classifier(...).save_pretrained``, eval mode."""
-    from assistant_builder.toolkit.hf_folder import load_head_weights, load_model_folder
-
-    encoder, heads, config = load_model_folder(directory)
-    model = _sentence_classifier()(encoder, config.num_labels)
-    load_head_weights(model.classifier, "classifier", heads, directory)
-    return model.eval()
 
 
 class ReferenceTask(Task):
@@ -134,12 +77,16 @@ class ReferenceTask(Task):
         return features
 
     def build_model(self, base_model: Path, labels: Sequence[str], options: Any, train_features: Sequence[Feature] | None = None) -> Any:
+        from assistant_builder.conformance.reference_model import build_sentence_classifier
+
         return build_sentence_classifier(base_model, len(labels))
 
     def save_model(self, model: Any, directory: Path, labels: Sequence[str]) -> None:
         model.save_pretrained(directory, labels)
 
     def load_model(self, directory: Path) -> Any:
+        from assistant_builder.conformance.reference_model import load_sentence_classifier
+
         return load_sentence_classifier(directory)
 
     def collate(self, features: Sequence[Feature], pad_token_id: int) -> dict[str, Any]:

@@ -51,6 +51,7 @@ class TokenClassifier(nn.Module):
 
     @property
     def config(self) -> Any:
+        """The encoder's Hugging Face config (``id2label`` once saved or loaded)."""
         return self.encoder.config
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,

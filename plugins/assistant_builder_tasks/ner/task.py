@@ -16,7 +16,7 @@ from pydantic import Field, field_validator
 
 from assistant_builder.contracts import ComponentOptions, Evaluation, Feature, FeatureOutputs, Task, TaskData
 from assistant_builder.errors import DataError
-from assistant_builder.toolkit.alignment import first_token_targets, join_words, split_words
+from assistant_builder.toolkit.alignment import first_token_targets, words_of_input
 from assistant_builder.toolkit.collate import collate
 from assistant_builder.toolkit.decoding import decode_word_tags, tag_entities, word_probabilities
 from assistant_builder.toolkit.tags import tag_list, tag_types
@@ -140,17 +140,5 @@ class NerTask(Task):
 
     def parse_input(self, raw: Any) -> TokenExample:
         """A string or ``{"text": ...}`` (split into words with ``\\w+|[^\\w\\s]``), or ``{"tokens": [...]}``."""
-        if isinstance(raw, dict) and "tokens" in raw:
-            tokens = raw["tokens"]
-            if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t.strip() for t in tokens):
-                raise DataError(f"expected 'tokens' to be a non-empty list of non-empty strings, got {tokens!r}")
-            text, offsets = join_words([t.strip() for t in tokens])
-            return TokenExample(tuple(t.strip() for t in tokens), None, text, tuple(offsets))
-        if isinstance(raw, dict) and isinstance(raw.get("text"), str):
-            raw = raw["text"]
-        if not isinstance(raw, str):
-            raise DataError(f"expected a string, an object with a 'text' string, or an object with a 'tokens' list, got {raw!r}")
-        words, offsets = split_words(raw)
-        if not words:
-            raise DataError(f"expected text with at least one word, got {raw!r}")
-        return TokenExample(tuple(words), None, raw, tuple(offsets))
+        words, text, offsets = words_of_input(raw)
+        return TokenExample(words, None, text, offsets)
