@@ -10,7 +10,7 @@ Import this module only where a model is built or loaded (inside ``build_model``
   sentence encoders were trained: the mean-pooled sentence-encoder head) or ``"cls"`` (the first
   token's state as it is).
 * ``init_head_weights``: the standard initialisation of a new linear head (normal, std 0.02; bias 0).
-* ``masked_cross_entropy``: the loss of a per-token head, averaged over the labelled tokens.
+* ``masked_cross_entropy``: the loss of a head (per token or per input), averaged over the targets that are not -100.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from assistant_builder.toolkit.encoder import encoder_states, init_head_weights, load_encoder, pool, masked_cross_entropy
+from assistant_builder.toolkit.encoder import encoder_states, init_head_weights, load_encoder, masked_cross_entropy, pool
 from assistant_builder.toolkit.hf_folder import load_heads_file, save_heads_file
 
 HEADS_FILE = "joint_nlu_heads.safetensors"
