@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -28,10 +27,6 @@ class SentenceClassifier(nn.Module):
         self.encoder = encoder
         self.classifier = nn.Linear(encoder.config.hidden_size, num_labels)
         init_head_weights(self.classifier)
-
-    @property
-    def config(self) -> Any:
-        return self.encoder.config
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
