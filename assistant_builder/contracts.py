@@ -222,9 +222,9 @@ class Task(Component):
         Export verification gates ``value`` with ``export.min_agreement`` (default
         ``min_agreement``). Default: the fraction of examples with equal ``prediction_key``
         (unit ``"examples"``). Token and span tasks should count finer units (see
-        ``assistant_builder.agreement``). Must be torch-free.
+        ``assistant_builder.toolkit.agreement``). Must be torch-free.
         """
-        from assistant_builder.agreement import example_agreement
+        from assistant_builder.toolkit.agreement import example_agreement
 
         share = example_agreement([self.prediction_key(p) for p in predictions], [self.prediction_key(p) for p in reference])
         return Agreement(share, "examples", share)

@@ -1,8 +1,9 @@
 """The workbench the functional checks share: a tiny model, a scratch folder, and a task's sample
 data loaded and encoded against the tiny model's tokenizer.
 
-Trainers and exporters are checked on the built-in classification task (part of every
-assistant-builder install), so a third-party trainer or exporter is checked the same way.
+Trainers and exporters are checked on the suite's own reference task (``reference_task.py``, a tiny
+sentence classifier built from the toolkit), so the suite depends on no task plugin and a
+third-party trainer or exporter is checked exactly like a built-in one.
 """
 
 from __future__ import annotations
@@ -100,13 +101,13 @@ class Workspace:
             self.model_dir = make_tiny_bert(self.scratch("tiny-bert"))
         return self.model_dir
 
-    def classification_bench(self) -> TaskBench:
-        """The built-in classification task on its sample data: what trainers and exporters are checked with."""
-        if "classification" not in self._benches:
-            from assistant_builder_tasks.classification.task import ClassificationTask
+    def reference_bench(self) -> TaskBench:
+        """The reference task on its sample data: what trainers and exporters are checked with."""
+        if "reference" not in self._benches:
+            from assistant_builder.conformance.reference_task import ReferenceTask
 
-            self._benches["classification"] = load_bench(ClassificationTask(), self.tiny_model(), self.scratch("classification"))
-        return self._benches["classification"]
+            self._benches["reference"] = load_bench(ReferenceTask(), self.tiny_model(), self.scratch("reference"))
+        return self._benches["reference"]
 
     def close(self) -> None:
         if self._temp is not None:

@@ -1,4 +1,4 @@
-"""An exporter exports the tiny classification model, and what it wrote loads back and computes
+"""An exporter exports the reference task's tiny sentence classifier, and what it wrote loads back and computes
 what the PyTorch model computes, on the example batch and on a batch of another shape.
 """
 
@@ -44,7 +44,7 @@ def check_exporter(recorder: Recorder, exporter_class: type[Exporter], workspace
     def export() -> str:
         import torch
 
-        bench = workspace.classification_bench()
+        bench = workspace.reference_bench()
         model = bench.build_model().eval()
         example = bench.batch(bench.valid_features[:2], targets=False)
         probe = bench.batch(bench.train_features[:5], targets=False)  # another batch size and length, with padding

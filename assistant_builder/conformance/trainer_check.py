@@ -1,4 +1,4 @@
-"""A trainer trains the tiny classification model for one short epoch, reports through the
+"""A trainer trains the reference task's tiny sentence classifier for one short epoch, reports through the
 callbacks, returns a usable ``TrainingOutcome``, and stops at once when ``stop_event`` is set.
 """
 
@@ -57,7 +57,7 @@ def check_trainer(recorder: Recorder, trainer_class: type[Trainer], workspace: W
     state: dict[str, Any] = {}
 
     def setup() -> str:
-        state["bench"] = workspace.classification_bench()
+        state["bench"] = workspace.reference_bench()
         return f"{len(state['bench'].train_features)} training examples, batch size 4, 1 epoch on CPU"
 
     def train() -> str:

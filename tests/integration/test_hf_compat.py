@@ -196,7 +196,8 @@ def write_conll(path: Path, count: int, seed: int) -> None:
 
 
 def test_ner_folder_loads_with_transformers_pipeline(tmp_path, write_recipe):
-    from assistant_builder_tasks.ner.tags import repair, spans
+    from assistant_builder.toolkit.tags import repair
+    from assistant_builder.toolkit.tags import spans_from_tags as spans
 
     run_dir = ner_run(tmp_path, write_recipe)
     config = assert_standard_folder(run_dir / "model")

@@ -14,7 +14,7 @@ import pytest
 
 from assistant_builder.cli.main import main
 from assistant_builder.runtime.predictor import load_predictor
-from assistant_builder_tasks.ner.shapes import LOWER, MIXED, NONE, NUMBER, OTHER, TITLE, UPPER, is_cased, token_shapes, word_shape
+from assistant_builder.toolkit.shapes import LOWER, MIXED, NONE, NUMBER, OTHER, TITLE, UPPER, is_cased, token_shapes, word_shape
 
 WORDS = ["rose", "mark", "bill", "grace", "hope", "will", "jack", "frank", "amber", "iris"]
 PATTERNS = ["i saw {} today", "we talked about {} again", "{} was there", "look at {} now"]
@@ -77,7 +77,7 @@ def test_auto_turns_word_shapes_on_for_cased_text_and_they_export(project, tmp_p
     from assistant_builder_tasks.ner.task import NerTask
 
     reloaded = NerTask().load_model(run_dir / "model")
-    assert reloaded.shape_embedding is not None and float(reloaded.shape_embedding.weight.abs().sum()) > 0
+    assert reloaded.shape_embedding is not None and float(reloaded.shape_embedding.weight.detach().abs().sum()) > 0
 
 
 def test_without_shapes_the_uncased_model_cannot_tell(project, tmp_path):

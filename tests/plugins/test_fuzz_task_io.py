@@ -66,7 +66,7 @@ def test_squad_reader_on_random_files(tmp_path_factory, content, unanswerable):
 def test_ner_decoder_spans_stay_inside_the_text(tiny_model_dir, sentence, seed):
     task = REGISTRY.create("task", "ner")
     options = task.Options(stride=4)
-    from assistant_builder_tasks.ner.tags import tag_list
+    from assistant_builder.toolkit.tags import tag_list
 
     types = ["date", "place"]
     labels = tag_list(types)  # the task's label list is its IOB2 tag set

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import torch
 
-from assistant_builder_tasks._encoder import tokenizer_files
+from assistant_builder.toolkit.hf_folder import tokenizer_files
+from assistant_builder.toolkit.token_classifier import build_token_classifier, load_token_classifier
 from assistant_builder_tasks.classification.model import build_classifier, load_classifier
-from assistant_builder_tasks.ner.model import build_token_classifier, load_token_classifier
 from assistant_builder_tasks.qa.model import build_question_answerer, load_question_answerer
 
 SMALL = {"num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}

@@ -13,9 +13,10 @@ from assistant_builder.errors import DataError
 from assistant_builder.recipe.schema import DataSection
 from assistant_builder.registry import build_registry
 from assistant_builder.tokenization import load_tokenizer
-from assistant_builder_tasks.ner.data import TagRepairWarning
-from assistant_builder_tasks.ner.encoding import plan_windows
-from assistant_builder_tasks.ner.tags import detect_scheme, repair, spans, to_iob2
+from assistant_builder.toolkit.readers import TagRepairWarning
+from assistant_builder.toolkit.tags import detect_scheme, repair, to_iob2
+from assistant_builder.toolkit.tags import spans_from_tags as spans
+from assistant_builder.toolkit.windows import plan_windows
 
 LABELS = ["O", "B-loc", "I-loc", "B-per", "I-per", "B-time", "I-time"]
 
@@ -348,7 +349,8 @@ def test_parse_input_rejects_bad_inputs(task, raw):
 
 
 def test_metrics_and_error_categories_match_a_hand_computed_example(task):
-    from assistant_builder_tasks.ner.data import TokenExample, join_words
+    from assistant_builder.toolkit.alignment import join_words
+    from assistant_builder_tasks.ner.data import TokenExample
 
     def example(words, tags):
         text, offsets = join_words(words)

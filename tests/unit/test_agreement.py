@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant_builder.agreement import example_agreement, overlap_agreement, unit_agreement
+from assistant_builder.toolkit.agreement import example_agreement, overlap_agreement, unit_agreement
 from assistant_builder_tasks.classification.task import ClassificationTask
 from assistant_builder_tasks.ner.task import NerTask
 from assistant_builder_tasks.qa.task import QATask

@@ -331,3 +331,24 @@ def test_conformance_tests_is_parametrised_over_components() -> None:
     marks = [m for m in test_conformance_helper.pytestmark if m.name == "parametrize"]  # type: ignore[attr-defined]
     assert marks and list(marks[0].args[1]) == [TorchScriptExporter]
     assert marks[0].kwargs["ids"] == ["torchscript"]
+
+
+# ------------------------------------------------------------------------------------------ the suite's own reference task
+
+
+def test_the_reference_task_trainers_and_exporters_are_checked_with_conforms(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from assistant_builder.conformance.reference_task import ReferenceTask
+
+    checks = by_check(assert_conforms(ReferenceTask, model_dir=tiny_model_dir, work_dir=tmp_path, strict=True))
+    for step in ("imports", "sample_data", "load_data", "encode", "build_model", "forward", "decode", "evaluate", "save/load",
+                 "torch-free runtime"):
+        assert checks[step].status == "pass", checks[step]
+
+
+def test_trainers_and_exporters_are_checked_without_the_builtin_tasks(tiny_model_dir: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [m for m in sys.modules if m.split(".")[0] == "assistant_builder_tasks"]:
+        monkeypatch.setitem(sys.modules, name, None)  # importing any built-in task now fails
+    for component in (FullTrainer, TorchScriptExporter):
+        results = run_conformance(component, model_dir=tiny_model_dir, work_dir=tmp_path / component.name)
+        assert [r for r in results if r.status != "pass"] == [], component

@@ -59,3 +59,24 @@ def test_version_flag() -> None:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
     assert result.stdout.strip() == f"assistant-builder {__version__}"
+
+
+TOOLKIT_SCRIPT = f"""
+import importlib, json, sys
+from assistant_builder.toolkit import TORCH_FREE_MODULES
+for module in TORCH_FREE_MODULES:
+    importlib.import_module("assistant_builder.toolkit." + module)
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in {(*HEAVY, "seqeval", "tqdm", "safetensors")!r})
+toolkit_torch = sorted(m for m in sys.modules if m.startswith("assistant_builder.toolkit.") and m.split(".")[-1] not in TORCH_FREE_MODULES)
+print(json.dumps({{"modules": list(TORCH_FREE_MODULES), "heavy": heavy, "toolkit_torch": toolkit_torch}}))
+"""
+
+
+def test_the_toolkits_torch_free_modules_import_no_heavy_library() -> None:
+    """Task modules import these at module level, and ``builder predict`` imports every task where torch is absent."""
+    result = subprocess.run([sys.executable, "-c", TOOLKIT_SCRIPT], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"tags", "readers", "alignment", "windows", "decoding", "metrics", "collate"} <= set(report["modules"])
+    assert report["heavy"] == [], f"the toolkit's torch-free modules imported: {report['heavy']}"
+    assert report["toolkit_torch"] == [], f"the toolkit's torch-free modules imported its torch modules: {report['toolkit_torch']}"

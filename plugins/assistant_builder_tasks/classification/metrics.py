@@ -1,4 +1,4 @@
-"""Classification metrics (scikit-learn) and the readable report."""
+"""Classification metrics (the toolkit's ``classification_scores``, scikit-learn) and the readable report."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from assistant_builder.contracts import Evaluation
+from assistant_builder.toolkit.metrics import classification_scores
 
 METRIC_NAMES = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")
 
@@ -14,32 +15,23 @@ METRIC_NAMES = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro
 def evaluate_labels(gold: Sequence[str], predicted: Sequence[str], scores: Sequence[float], texts: Sequence[str],
                     labels: Sequence[str]) -> Evaluation:
     """Accuracy, macro/weighted F1, per-label P/R/F1, confusion matrix, and a Markdown report."""
-    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
-
     labels = list(labels)
-    accuracy = float(accuracy_score(gold, predicted))
-    macro = precision_recall_fscore_support(gold, predicted, labels=labels, average="macro", zero_division=0)
-    weighted = precision_recall_fscore_support(gold, predicted, labels=labels, average="weighted", zero_division=0)
-    precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, labels=labels, zero_division=0)
-    matrix = confusion_matrix(gold, predicted, labels=labels)
+    result = classification_scores(gold, predicted, labels)
     metrics = {
-        "accuracy": accuracy,
-        "macro_f1": float(macro[2]),
-        "weighted_f1": float(weighted[2]),
-        "macro_precision": float(macro[0]),
-        "macro_recall": float(macro[1]),
+        "accuracy": result.accuracy,
+        "macro_f1": result.macro_f1,
+        "weighted_f1": result.weighted_f1,
+        "macro_precision": result.macro_precision,
+        "macro_recall": result.macro_recall,
     }
-    per_label = {
-        label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-        for label, p, r, f, s in zip(labels, precision, recall, f1, support)
-    }
+    per_label, matrix = result.per_label, result.confusion_matrix
     errors = [
         {"text": t, "gold": g, "predicted": p, "score": float(s)}
         for t, g, p, s in zip(texts, gold, predicted, scores) if g != p
     ]
     errors.sort(key=lambda e: -e["score"])
-    details = {"per_label": per_label, "labels": labels, "confusion_matrix": matrix.tolist(), "errors": errors[:200]}
-    return Evaluation(metrics, details, render_report(metrics, per_label, labels, matrix.tolist(), errors, len(gold)))
+    details = {"per_label": per_label, "labels": labels, "confusion_matrix": matrix, "errors": errors[:200]}
+    return Evaluation(metrics, details, render_report(metrics, per_label, labels, matrix, errors, len(gold)))
 
 
 def _confused_pairs(labels: list[str], matrix: list[list[int]]) -> list[tuple[str, str, int]]:

@@ -26,9 +26,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from assistant_builder_tasks._encoder import (
-    bundle_files, encoder_prefix, hf_config, load_encoder, load_head_weights, load_legacy_head, load_model_folder,
-    read_legacy_head_config, save_model_folder, set_labels, tokenizer_files,
+from assistant_builder.toolkit.encoder import encoder_prefix, encoder_states, init_head_weights, load_encoder, pool
+from assistant_builder.toolkit.hf_folder import (
+    bundle_files, hf_config, load_head_weights, load_legacy_head, load_model_folder, read_legacy_head_config, save_model_folder,
+    set_labels, tokenizer_files,
 )
 
 #: the self-contained modeling file written into saved folders (this package's copy is its template)
@@ -54,8 +55,7 @@ class SequenceClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         hidden = encoder.config.hidden_size
         self.classifier = nn.Linear(hidden, num_labels)
-        nn.init.normal_(self.classifier.weight, std=0.02)
-        nn.init.zeros_(self.classifier.bias)
+        init_head_weights(self.classifier)
         weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
         self.register_buffer("class_weights", weights, persistent=False)
         self.label_smoothing = label_smoothing
@@ -65,17 +65,11 @@ class SequenceClassifier(nn.Module):
         return self.encoder.config
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        return pool(hidden, attention_mask, self.pooling)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None and getattr(self.encoder.config, "type_vocab_size", 0) > 0:
-            kwargs["token_type_ids"] = token_type_ids
-        hidden = self.encoder(**kwargs).last_hidden_state
+        hidden = encoder_states(self.encoder, input_ids, attention_mask, token_type_ids)
         logits = self.classifier(self.dropout(self.pool(hidden, attention_mask)))
         output = {"logits": logits}
         if labels is not None:

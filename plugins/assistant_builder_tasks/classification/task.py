@@ -14,9 +14,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from assistant_builder.batching import pad_batch
 from assistant_builder.contracts import ComponentOptions, Evaluation, Feature, FeatureOutputs, Task, TaskData
 from assistant_builder.errors import DataError
+from assistant_builder.toolkit.collate import collate
+from assistant_builder.toolkit.decoding import softmax
 from assistant_builder_tasks.classification.data import TextExample, check_labels, load_split
 from assistant_builder_tasks.classification.metrics import METRIC_NAMES, evaluate_labels
 
@@ -42,12 +43,6 @@ class ClassificationOptions(ComponentOptions):
             if duplicates:
                 raise ValueError(f"expected unique labels, got duplicates {duplicates}")
         return labels
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 class ClassificationTask(Task):
@@ -120,11 +115,7 @@ class ClassificationTask(Task):
         return {"train": "train.jsonl", "validation": "valid.jsonl"}
 
     def collate(self, features: Sequence[Feature], pad_token_id: int) -> dict[str, Any]:
-        import torch
-
-        has_labels = all("labels" in f for f in features)
-        batch = pad_batch(features, pad_token_id, ("labels",) if has_labels else ())
-        return {key: torch.from_numpy(value) for key, value in batch.items()}
+        return collate(features, pad_token_id, ("labels",))
 
     def decode(self, outputs: FeatureOutputs, features: Sequence[Feature], examples: Sequence[TextExample],
                labels: Sequence[str], options: ClassificationOptions) -> list[dict[str, Any]]:  # type: ignore[override]

@@ -1,7 +1,8 @@
 """Named-entity recognition / slot filling: an IOB2 tag per word, predictions as character spans.
 
 Torch-free at import time: ``encode``, ``decode``, ``evaluate`` and ``parse_input`` run in the
-ONNX runtime; the model code (``model.py``) is imported only by ``build_model``/``load_model``.
+ONNX runtime; the model (the toolkit's ``token_classifier``) is imported only by
+``build_model``/``load_model``. Reading, windows, decoding and scoring are toolkit blocks too.
 """
 
 from __future__ import annotations
@@ -11,18 +12,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import Field, field_validator
 
-from assistant_builder.batching import pad_batch
-from assistant_builder.agreement import example_agreement, unit_agreement
 from assistant_builder.contracts import Agreement, ComponentOptions, Evaluation, Feature, FeatureOutputs, Task, TaskData
 from assistant_builder.errors import DataError
-from assistant_builder_tasks.ner.data import TokenExample, check_types, join_words, load_split, split_words
-from assistant_builder_tasks.ner.encoding import encode_words, special_layout
+from assistant_builder.toolkit.agreement import example_agreement, unit_agreement
+from assistant_builder.toolkit.alignment import first_token_targets, words_of_input
+from assistant_builder.toolkit.collate import collate
+from assistant_builder.toolkit.decoding import decode_word_tags, tag_entities, word_probabilities
+from assistant_builder.toolkit.shapes import SHAPES, is_cased, lowercases, token_shapes
+from assistant_builder.toolkit.tags import tag_list, tag_types
+from assistant_builder.toolkit.windows import encode_words, special_layout
+from assistant_builder_tasks.ner.data import TokenExample, check_types, load_split
 from assistant_builder_tasks.ner.metrics import METRIC_NAMES, evaluate_tags
-from assistant_builder_tasks.ner.shapes import SHAPES, is_cased, lowercases, token_shapes
-from assistant_builder_tasks.ner.tags import repair, spans, tag_list
 
 
 class NerOptions(ComponentOptions):
@@ -51,17 +53,6 @@ class NerOptions(ComponentOptions):
             if tags:
                 raise ValueError(f"expected entity types such as 'person' (without B-/I- prefixes, not 'O'), got {tags}")
         return labels
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
-def entity_types(labels: Sequence[str]) -> list[str]:
-    """The entity types of a tag list made by ``tag_list`` (in class order)."""
-    return [label[2:] for label in labels if label.startswith("B-")]
 
 
 class NerTask(Task):
@@ -106,25 +97,23 @@ class NerTask(Task):
         encodings = tokenizer.encode_batch([list(e.tokens) for e in examples], is_pretokenized=True)
         features: list[Feature] = []
         for index, (example, encoding) in enumerate(zip(examples, encodings)):
+            unknown = [tag for tag in example.tags or () if tag not in label_ids]
+            if unknown:
+                raise DataError(f"{example.source}: tag '{unknown[0]}' is not one of the model's tags ({', '.join(labels)})")
             for window in encode_words(example.tokens, tokenizer, max_length, options.stride, layout, encoding):
                 feature: Feature = {"input_ids": window.ids, "token_type_ids": window.type_ids, "example_index": index,
                                     "word_ids": window.word_ids, "owned": window.owned}
                 if options.word_shape == "on":
                     feature["shape_ids"] = token_shapes(example.tokens, window.word_ids)
                 if example.tags is not None:
-                    targets = [-100] * len(window.ids)
-                    for word, position in window.first_tokens.items():
-                        tag = example.tags[word]
-                        if tag not in label_ids:
-                            raise DataError(f"{example.source}: tag '{tag}' is not one of the model's tags ({', '.join(labels)})")
-                        targets[position] = label_ids[tag]
-                    feature["labels"] = targets
+                    word_targets = [label_ids[tag] for tag in example.tags]
+                    feature["labels"] = first_token_targets(len(window.ids), window.first_tokens, word_targets)
                 features.append(feature)
         return features
 
     def build_model(self, base_model: Path, labels: Sequence[str], options: NerOptions,
                     train_features: Sequence[Feature] | None = None) -> Any:  # type: ignore[override]
-        from assistant_builder_tasks.ner.model import build_token_classifier
+        from assistant_builder.toolkit.token_classifier import build_token_classifier
 
         return build_token_classifier(base_model, len(labels), options.dropout, len(SHAPES) if options.word_shape == "on" else 0)
 
@@ -133,7 +122,7 @@ class NerTask(Task):
 
     def load_model(self, directory: Path) -> Any:
         """Load a model saved by ``save_model``."""
-        from assistant_builder_tasks.ner.model import load_token_classifier
+        from assistant_builder.toolkit.token_classifier import load_token_classifier
 
         return load_token_classifier(directory)
 
@@ -150,44 +139,25 @@ class NerTask(Task):
         return {"train": "train.conll", "validation": "valid.conll"}
 
     def collate(self, features: Sequence[Feature], pad_token_id: int) -> dict[str, Any]:
-        import torch
-
-        has_labels = bool(features) and all("labels" in f for f in features)
-        shapes = ("shape_ids",) if features and all("shape_ids" in f for f in features) else ()
-        batch = pad_batch(features, pad_token_id, ("labels",) if has_labels else (), input_keys=shapes)
-        return {key: torch.from_numpy(value) for key, value in batch.items()}
+        return collate(features, pad_token_id, ("labels",), ("shape_ids",))
 
     def decode(self, outputs: FeatureOutputs, features: Sequence[Feature], examples: Sequence[TokenExample],
                labels: Sequence[str], options: NerOptions) -> list[dict[str, Any]]:  # type: ignore[override]
         """Per word: the most likely tag of the window that owns it; invalid IOB2 repaired; entities as character spans."""
-        tags = [["O"] * len(e.tokens) for e in examples]
-        scores = [[1.0] * len(e.tokens) for e in examples]
+        windows: list[list[tuple[Any, Any]]] = [[] for _ in examples]
         for feature, logits in zip(features, outputs["logits"]):
-            if not feature["owned"]:
-                continue
-            words, positions = zip(*feature["owned"])
-            probabilities = softmax(np.asarray(logits, dtype=np.float64)[list(positions)])
-            best = probabilities.argmax(axis=-1)
-            index = feature["example_index"]
-            for word, row, label in zip(words, probabilities, best):
-                tags[index][word] = labels[int(label)]
-                scores[index][word] = float(row[label])
-        return [self._prediction(example, repair(example_tags), example_scores)
-                for example, example_tags, example_scores in zip(examples, tags, scores)]
-
-    @staticmethod
-    def _prediction(example: TokenExample, tags: list[str], scores: list[float]) -> dict[str, Any]:
-        entities = []
-        for start, end, label in spans(tags):
-            first, last = example.offsets[start][0], example.offsets[end - 1][1]
-            entities.append({"label": label, "start": first, "end": last, "text": example.text[first:last],
-                             "score": float(np.mean(scores[start:end]))})
-        return {"entities": entities, "tags": tags}
+            windows[feature["example_index"]].append((feature["owned"], logits))
+        predictions = []
+        for example, example_windows in zip(examples, windows):
+            probabilities = word_probabilities(len(example.tokens), labels, example_windows)
+            tags, scores = decode_word_tags(probabilities, labels, "argmax")
+            predictions.append({"entities": tag_entities(tags, scores, example.text, example.offsets), "tags": tags})
+        return predictions
 
     def evaluate(self, predictions: Sequence[dict[str, Any]], examples: Sequence[TokenExample],
                  labels: Sequence[str]) -> Evaluation:  # type: ignore[override]
         gold = [list(e.tags or ("O",) * len(e.tokens)) for e in examples]
-        return evaluate_tags(gold, [list(p["tags"]) for p in predictions], examples, entity_types(labels))
+        return evaluate_tags(gold, [list(p["tags"]) for p in predictions], examples, tag_types(labels))
 
     def prediction_key(self, prediction: dict[str, Any]) -> Any:
         return tuple((e["start"], e["end"], e["label"]) for e in prediction["entities"])
@@ -199,17 +169,5 @@ class NerTask(Task):
 
     def parse_input(self, raw: Any) -> TokenExample:
         """A string or ``{"text": ...}`` (split into words with ``\\w+|[^\\w\\s]``), or ``{"tokens": [...]}``."""
-        if isinstance(raw, dict) and "tokens" in raw:
-            tokens = raw["tokens"]
-            if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t.strip() for t in tokens):
-                raise DataError(f"expected 'tokens' to be a non-empty list of non-empty strings, got {tokens!r}")
-            text, offsets = join_words([t.strip() for t in tokens])
-            return TokenExample(tuple(t.strip() for t in tokens), None, text, tuple(offsets))
-        if isinstance(raw, dict) and isinstance(raw.get("text"), str):
-            raw = raw["text"]
-        if not isinstance(raw, str):
-            raise DataError(f"expected a string, an object with a 'text' string, or an object with a 'tokens' list, got {raw!r}")
-        words, offsets = split_words(raw)
-        if not words:
-            raise DataError(f"expected text with at least one word, got {raw!r}")
-        return TokenExample(tuple(words), None, raw, tuple(offsets))
+        words, text, offsets = words_of_input(raw)
+        return TokenExample(words, None, text, offsets)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from assistant_builder.contracts import Feature
+from assistant_builder.toolkit.decoding import softmax
 
 
 @dataclass(frozen=True)
@@ -70,18 +71,13 @@ def decode_example(feature_rows: Sequence[tuple[Feature, np.ndarray, np.ndarray]
                 best[key] = span.score
     ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:n_best]
     scores = [score for _, score in ranked] + ([null_score] if allow_null and np.isfinite(null_score) else [])
-    probabilities = _softmax(np.array(scores, dtype=np.float64)) if scores else np.zeros(0)
+    probabilities = softmax(np.array(scores, dtype=np.float64)) if scores else np.zeros(0)
     if allow_null and (not ranked or null_score - ranked[0][1] > null_threshold):
         return {"answer": "", "start": None, "end": None, "score": float(probabilities[-1]) if len(probabilities) else 1.0}
     if not ranked:
         return {"answer": "", "start": None, "end": None, "score": 0.0}
     (start, end), _ = ranked[0]
     return {"answer": context[start:end], "start": start, "end": end, "score": float(probabilities[0])}
-
-
-def _softmax(values: np.ndarray) -> np.ndarray:
-    exp = np.exp(values - values.max())
-    return exp / exp.sum()
 
 
 def decode_all(start_logits: Sequence[np.ndarray], end_logits: Sequence[np.ndarray], features: Sequence[Feature],

@@ -4,9 +4,9 @@ Each pair is tokenized once, in full, with the tokenizer's own post-processor (s
 tokens are right for BERT, RoBERTa and the like: ``[CLS] question [SEP] context [SEP]``). The
 tokens before the context (special tokens and the question) and after it are kept as a prefix and
 a suffix, and the context tokens are cut into windows of ``max_length - len(prefix) - len(suffix)``
-tokens, consecutive windows sharing ``stride`` tokens. Every feature records, per token, the
-character span it covers in the context (``None`` for question and special tokens), so decoded
-spans map back to exact context characters.
+tokens, consecutive windows sharing ``stride`` tokens (the toolkit's ``windows.window_starts``).
+Every feature records, per token, the character span it covers in the context (``None`` for
+question and special tokens), so decoded spans map back to exact context characters.
 """
 
 from __future__ import annotations
@@ -16,43 +16,12 @@ from typing import Any
 
 from assistant_builder.contracts import Feature
 from assistant_builder.errors import DataError
+from assistant_builder.toolkit.alignment import char_span_tokens
+from assistant_builder.toolkit.windows import effective_stride, untruncated, window_starts
 from assistant_builder_tasks.qa.data import QAExample
 
 #: label given to a window that does not contain the answer (and to unanswerable questions)
 NULL_POSITION = 0
-
-
-def untruncated(tokenizer: Any) -> Any:
-    """A copy of ``tokenizer`` without truncation or padding (the engine's one truncates at max_length)."""
-    from tokenizers import Tokenizer
-
-    clone = Tokenizer.from_str(tokenizer.to_str())
-    clone.no_truncation()
-    clone.no_padding()
-    return clone
-
-
-def window_starts(length: int, size: int, stride: int) -> list[int]:
-    """Start offsets of windows of ``size`` tokens over ``length`` tokens, overlapping by ``stride``."""
-    if length <= size:
-        return [0]
-    step = size - stride
-    starts = list(range(0, length - size, step))
-    return [*starts, length - size] if not starts or starts[-1] != length - size else starts
-
-
-def effective_stride(stride: int, size: int) -> int:
-    """The overlap actually used: ``stride``, capped at half a window so windows always advance."""
-    return max(0, min(stride, size // 2))
-
-
-def token_span(offsets: Sequence[tuple[int, int]], start_char: int, end_char: int) -> tuple[int, int] | None:
-    """First and last token (indices into ``offsets``) covering ``[start_char, end_char)``; None if none."""
-    first = next((i for i, (s, e) in enumerate(offsets) if e > start_char and e > s), None)
-    last = next((i for i in range(len(offsets) - 1, -1, -1) if offsets[i][0] < end_char and offsets[i][1] > offsets[i][0]), None)
-    if first is None or last is None or last < first:
-        return None
-    return first, last
 
 
 def encode_examples(examples: Sequence[QAExample], tokenizer: Any, max_length: int, stride: int) -> list[Feature]:
@@ -91,7 +60,7 @@ def _windows(index: int, example: QAExample, encoding: Any, max_length: int, str
         text = answer.text
         start_char = answer.start + (len(text) - len(text.lstrip()))
         end_char = answer.end - (len(text) - len(text.rstrip()))
-        span = token_span(context_offsets, start_char, end_char)
+        span = char_span_tokens(context_offsets, start_char, end_char)
     length = last - first + 1
     features = []
     for start in window_starts(length, size, effective_stride(stride, size)):

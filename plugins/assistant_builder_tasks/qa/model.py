@@ -1,7 +1,7 @@
 """The extractive QA model: a pretrained encoder and a linear layer giving start and end logits per token.
 
 The same head as Hugging Face's ``*ForQuestionAnswering``, and saved as one: the folder loads with
-``AutoModelForQuestionAnswering.from_pretrained(folder)`` (see ``_encoder.py`` for the layout;
+``AutoModelForQuestionAnswering.from_pretrained(folder)`` (see ``assistant_builder.toolkit.hf_folder`` for the layout;
 transformers 4 also has ``pipeline("question-answering")``, removed in 5). The loss is the mean of the
 cross-entropies of the start and end positions; padding is masked out of the loss only (the
 decoder trims padding itself), so the exported graph stays a plain encoder + linear layer.
@@ -17,9 +17,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from assistant_builder_tasks._encoder import (
-    bundle_files, load_encoder, load_head_weights, load_legacy_head, load_model_folder, read_legacy_head_config,
-    save_model_folder, task_config, tokenizer_files,
+from assistant_builder.toolkit.encoder import encoder_states, init_head_weights, load_encoder
+from assistant_builder.toolkit.hf_folder import (
+    bundle_files, load_head_weights, load_legacy_head, load_model_folder, read_legacy_head_config, save_model_folder, task_config,
+    tokenizer_files,
 )
 
 MAPPING = "MODEL_FOR_QUESTION_ANSWERING_MAPPING"
@@ -40,8 +41,7 @@ class QuestionAnswerer(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.qa_outputs = nn.Linear(encoder.config.hidden_size, 2)
-        nn.init.normal_(self.qa_outputs.weight, std=0.02)
-        nn.init.zeros_(self.qa_outputs.bias)
+        init_head_weights(self.qa_outputs)
 
     @property
     def config(self) -> Any:
@@ -49,10 +49,7 @@ class QuestionAnswerer(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 start_positions: torch.Tensor | None = None, end_positions: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None and getattr(self.encoder.config, "type_vocab_size", 0) > 0:
-            kwargs["token_type_ids"] = token_type_ids
-        hidden = self.encoder(**kwargs).last_hidden_state
+        hidden = encoder_states(self.encoder, input_ids, attention_mask, token_type_ids)
         logits = self.qa_outputs(hidden)
         start_logits, end_logits = logits[..., 0].contiguous(), logits[..., 1].contiguous()
         output = {"start_logits": start_logits, "end_logits": end_logits}

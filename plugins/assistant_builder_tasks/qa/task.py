@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import Field
 
-from assistant_builder.agreement import example_agreement, overlap_agreement
-from assistant_builder.batching import pad_batch
 from assistant_builder.contracts import Agreement, ComponentOptions, Evaluation, Feature, FeatureOutputs, Task, TaskData
 from assistant_builder.errors import DataError
+from assistant_builder.toolkit.agreement import example_agreement, overlap_agreement
+from assistant_builder.toolkit.collate import collate
 from assistant_builder_tasks.qa.data import QAExample, load_split
 from assistant_builder_tasks.qa.decoding import decode_all
 from assistant_builder_tasks.qa.encoding import encode_examples
@@ -96,11 +96,7 @@ class QATask(Task):
         return {"train": "train.jsonl", "validation": "valid.jsonl"}
 
     def collate(self, features: Sequence[Feature], pad_token_id: int) -> dict[str, Any]:
-        import torch
-
-        has_targets = all(key in f for f in features for key in TARGETS)
-        batch = pad_batch(features, pad_token_id, TARGETS if has_targets else ())
-        return {key: torch.from_numpy(value) for key, value in batch.items()}
+        return collate(features, pad_token_id, TARGETS)
 
     def decode(self, outputs: FeatureOutputs, features: Sequence[Feature], examples: Sequence[QAExample],
                labels: Sequence[str], options: QAOptions) -> list[dict[str, Any]]:  # type: ignore[override]

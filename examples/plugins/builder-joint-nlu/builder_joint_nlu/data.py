@@ -9,31 +9,28 @@ Two layouts are read (``data.format`` = ``jsonl``, ``seq`` or ``auto``):
   ``label`` (the intent), one utterance per line in each. ``data.train`` names the folder or its
   ``seq.in``.
 
-Every problem is a ``DataError`` naming the file and line. Torch-free.
+The readers, the tag checks and the repair of invalid sequences are assistant-builder's public
+toolkit (``assistant_builder.toolkit.readers``): every problem is a ``DataError`` naming the file
+and line. This module adds the intent of each utterance and the label checks. Torch-free.
 """
 
 from __future__ import annotations
 
-import json
 import random
-import re
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from assistant_builder.datasources import read_jsonl
 from assistant_builder.errors import DataError
-from builder_joint_nlu.tags import check_tag, invalid_positions, repair
+from assistant_builder.toolkit.readers import Sentence, TagRepairWarning, normalise, read_parallel, read_record_sentences
+from assistant_builder.toolkit.tags import types_in
 
-WORD = re.compile(r"\w+|[^\w\s]")
-"""How raw text is split into words (JSONL ``text`` and prediction inputs)."""
+__all__ = ["JointExample", "TagRepairWarning", "TruncationWarning", "detect_format", "read_examples", "load_split", "check_labels"]
 
 SEQ_FILES = ("seq.in", "seq.out", "label")
-
-
-class TagRepairWarning(UserWarning):
-    """Invalid tag sequences were repaired (an ``I-X`` that starts a slot read as ``B-X``)."""
+#: how the readers describe a slot in their messages
+SLOTS = {"noun": "slot", "example_type": "city"}
 
 
 class TruncationWarning(UserWarning):
@@ -57,38 +54,6 @@ class JointExample:
     source: str = ""
 
 
-def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
-    """Words of ``text`` (``\\w+`` runs and single punctuation marks) and their character offsets."""
-    matches = list(WORD.finditer(text))
-    return [m.group() for m in matches], [(m.start(), m.end()) for m in matches]
-
-
-def join_words(tokens: list[str] | tuple[str, ...]) -> tuple[str, list[tuple[int, int]]]:
-    """``tokens`` joined by spaces, and each token's offsets in that text."""
-    offsets, position = [], 0
-    for token in tokens:
-        offsets.append((position, position + len(token)))
-        position += len(token) + 1
-    return " ".join(tokens), offsets
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading files
-# ---------------------------------------------------------------------------------------------
-
-
-def read_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """``(line number, text)`` of each line of a UTF-8 file; a located ``DataError`` on other bytes."""
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{path}:{number}: bytes that are not UTF-8 at column {exc.start + 1}",
-                                hint="re-save the file as UTF-8") from None
-            yield number, text.rstrip("\r\n")
-
-
 def detect_format(path: Path, declared: str) -> str:
     """``seq`` or ``jsonl``, from ``declared`` or the path (a folder or ``seq.in`` means ``seq``)."""
     if declared != "auto":
@@ -102,136 +67,31 @@ def detect_format(path: Path, declared: str) -> str:
                     hint='name the file *.jsonl, or give the folder holding seq.in/seq.out/label; or set data.format = "jsonl" or "seq"')
 
 
-def _tag_problem(tags: list[str]) -> str | None:
-    for number, tag in enumerate(tags, start=1):
-        problem = check_tag(tag)
-        if problem:
-            return f"word {number}: {problem}"
-    return None
+def _intent(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise DataError(f"{where}: field 'intent' must be a non-empty string, got {value!r}")
+    return value.strip()
 
 
-def _slots_to_tags(text: str, slots: Any, where: str) -> tuple[list[str], list[str], list[tuple[int, int]]]:
-    """Words of ``text``, their offsets and IOB2 tags from character-offset ``slots``."""
-    tokens, offsets = split_words(text)
-    if not isinstance(slots, list):
-        raise DataError(f"{where}: field 'slots' must be a list of {{\"start\", \"end\", \"label\"}} objects, got {type(slots).__name__}")
-    tags = ["O"] * len(tokens)
-    starts = {start: i for i, (start, _) in enumerate(offsets)}
-    ends = {end: i for i, (_, end) in enumerate(offsets)}
-    for number, slot in enumerate(slots, start=1):
-        if not isinstance(slot, dict) or not {"start", "end", "label"} <= set(slot):
-            raise DataError(f"{where}: slot {number}: expected an object with 'start', 'end' and 'label', got {slot!r}")
-        start, end, label = slot["start"], slot["end"], slot["label"]
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)) or not 0 <= start < end <= len(text):
-            raise DataError(f"{where}: slot {number}: expected character offsets 0 <= start < end <= {len(text)}, got start={start!r} end={end!r}")
-        if not isinstance(label, str) or not label.strip() or label == "O" or label[:2] in ("B-", "I-"):
-            raise DataError(f"{where}: slot {number}: 'label' must be a slot type such as 'city' (no B-/I- prefix), got {label!r}")
-        if start not in starts or end not in ends:
-            raise DataError(f"{where}: slot {number} ({text[start:end]!r}, {start}-{end}) does not start and end on word boundaries",
-                            hint="words are \\w+ runs and single punctuation marks; cover whole words")
-        first, last = starts[start], ends[end]
-        if any(tag != "O" for tag in tags[first : last + 1]):
-            raise DataError(f"{where}: slot {number} ({text[start:end]!r}) overlaps another slot", hint="slots must not overlap")
-        for position in range(first, last + 1):
-            tags[position] = ("B-" if position == first else "I-") + label.strip()
-    return tokens, tags, offsets
+def _jsonl_intents(sentences: list[Sentence], path: Path) -> list[str]:
+    intents = []
+    for sentence in sentences:
+        where = sentence.where(path)
+        if "intent" not in sentence.fields:
+            raise DataError(f"{where}: missing field 'intent' (found: {', '.join(sorted(sentence.fields)) or 'none'})",
+                            hint='every line needs "intent": "..." besides its text and slots')
+        intents.append(_intent(sentence.fields["intent"], where))
+    return intents
 
 
-def _intent(row: dict[str, Any], where: str) -> str:
-    if "intent" not in row:
-        raise DataError(f"{where}: missing field 'intent' (found: {', '.join(sorted(row)) or 'none'})",
-                        hint='every line needs "intent": "..." besides its text and slots')
-    intent = row["intent"]
-    if not isinstance(intent, str) or not intent.strip():
-        raise DataError(f"{where}: field 'intent' must be a non-empty string, got {intent!r}")
-    return intent.strip()
-
-
-def read_jsonl(path: Path) -> list[tuple[int, list[str], list[str], str, str | None, list[tuple[int, int]] | None]]:
-    """Rows ``(line, words, tags as written, intent, text, offsets)``; ``text`` is ``None`` for the tokens form."""
-    rows = []
-    for number, line in read_lines(path):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})", hint="each line must be one JSON object") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-        if "tokens" in row:
-            tokens, tags = row["tokens"], row.get("tags")
-            if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t.strip() for t in tokens):
-                raise DataError(f"{where}: field 'tokens' must be a non-empty list of non-empty strings, got {tokens!r}")
-            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-                raise DataError(f"{where}: field 'tags' must be a list of IOB2 tags (one per token), got {tags!r}")
-            if len(tags) != len(tokens):
-                raise DataError(f"{where}: {len(tags)} tags for {len(tokens)} tokens", hint="give exactly one tag per token")
-            rows.append((number, [t.strip() for t in tokens], [t.strip() for t in tags], _intent(row, where), None, None))
-        elif "text" in row:
-            text = row["text"]
-            if not isinstance(text, str) or not split_words(text)[0]:
-                raise DataError(f"{where}: field 'text' must be a string with at least one word, got {text!r}")
-            if "slots" not in row:
-                raise DataError(f"{where}: missing field 'slots' (found: {', '.join(sorted(row))})",
-                                hint='give "slots": [{"start": 0, "end": 5, "label": "city"}, ...] ([] when there are none)')
-            tokens, tags, offsets = _slots_to_tags(text, row["slots"], where)
-            rows.append((number, tokens, tags, _intent(row, where), text, offsets))
-        else:
-            raise DataError(f"{where}: missing field 'text' or 'tokens' (found: {', '.join(sorted(row)) or 'none'})",
-                            hint='each line is {"text": "...", "intent": "...", "slots": [...]} or {"tokens": [...], "tags": [...], "intent": "..."}')
-    if not rows:
-        raise DataError(f"{path}: no utterances found (empty file); expected JSONL lines with 'text', 'intent' and 'slots'")
-    return rows
-
-
-def seq_files(path: Path) -> tuple[Path, Path, Path]:
-    """``seq.in``, ``seq.out`` and ``label`` for ``path`` (their folder, or ``seq.in`` itself)."""
-    folder = path if path.is_dir() else path.parent
-    prefix = "" if path.is_dir() or path.name in SEQ_FILES else path.name.rsplit("seq.", 1)[0]
-    files = (folder / f"{prefix}seq.in", folder / f"{prefix}seq.out", folder / (f"{prefix}label" if prefix else "label"))
-    for needed in files:
-        if not needed.is_file():
-            raise DataError(f"{path}: the seq layout needs {needed.name} in {folder}, and {needed} does not exist",
-                            hint="seq.in holds one utterance per line, seq.out the tag of each word, label the intent")
-    return files
-
-
-def _content_lines(path: Path) -> list[tuple[int, str]]:
-    lines = list(read_lines(path))
-    while lines and not lines[-1][1].strip():
-        lines.pop()
-    return lines
-
-
-def read_seq(path: Path) -> list[tuple[int, list[str], list[str], str, str | None, list[tuple[int, int]] | None]]:
-    """Rows ``(line, words, tags, intent, None, None)`` from parallel ``seq.in``/``seq.out``/``label`` lines."""
-    words_path, tags_path, label_path = seq_files(path)
-    words, tags, labels = _content_lines(words_path), _content_lines(tags_path), _content_lines(label_path)
-    if not words:
-        raise DataError(f"{words_path}: empty file; expected one utterance of space-separated words per line")
-    counts = {words_path: len(words), tags_path: len(tags), label_path: len(labels)}
-    if len(set(counts.values())) > 1:
-        shortest = min(counts, key=counts.__getitem__)
-        longest = max(counts, key=counts.__getitem__)
-        raise DataError(f"{longest}:{counts[shortest] + 1}: no matching line in {shortest.name} "
-                        f"({', '.join(f'{p.name} has {n} lines' for p, n in counts.items())})",
-                        hint="the three files need one line per utterance, in the same order")
-    rows = []
-    for (number, text), (_, tag_text), (_, label) in zip(words, tags, labels):
-        tokens, word_tags = text.split(), tag_text.split()
-        if not tokens and not word_tags and not label.strip():
-            continue
-        if not tokens:
-            raise DataError(f"{words_path}:{number}: empty utterance (its tags or intent are not empty)")
-        if len(tokens) != len(word_tags):
-            raise DataError(f"{tags_path}:{number}: {len(word_tags)} tags for the {len(tokens)} words on {words_path.name}:{number}",
-                            hint="each line of seq.out needs exactly one tag per word of the same line of seq.in")
-        if not label.strip() or len(label.split()) != 1:
-            raise DataError(f"{label_path}:{number}: expected one intent name (no spaces), got {label.strip()!r}")
-        rows.append((number, tokens, word_tags, label.strip(), None, None))
-    return rows
+def _seq_intents(sentences: list[Sentence], label_path: Path) -> list[str]:
+    intents = []
+    for sentence in sentences:
+        label = sentence.fields["label"]
+        if not label or len(label.split()) != 1:
+            raise DataError(f"{label_path}:{sentence.lines[0]}: expected one intent name (no spaces), got {label!r}")
+        intents.append(label)
+    return intents
 
 
 def read_examples(path: Path, file_format: str, invalid_tags: str) -> tuple[list[JointExample], dict[str, Path]]:
@@ -240,35 +100,17 @@ def read_examples(path: Path, file_format: str, invalid_tags: str) -> tuple[list
         raise DataError(f"{path}: no such file or folder", hint="check data.train / data.validation (paths are relative to the recipe)")
     fmt = detect_format(path, file_format)
     if fmt == "jsonl":
-        rows, files, tags_file = read_jsonl(path), {"": path}, path
+        sentences, _ = read_record_sentences(read_jsonl(path), path, spans_field="slots", partial_words="error", **SLOTS)
+        intents, words_path, tags_path, files = _jsonl_intents(sentences, path), path, path, {"": path}
     elif fmt == "seq":
-        rows = read_seq(path)
-        words_path, tags_file, label_path = seq_files(path)
-        files = {"": words_path, "_tags": tags_file, "_intents": label_path}
+        sentences, seq = read_parallel(path, extras=("label",))
+        intents, words_path, tags_path = _seq_intents(sentences, seq.extras["label"]), seq.words, seq.tags
+        files = {"": seq.words, "_tags": seq.tags, "_intents": seq.extras["label"]}
     else:
         raise DataError(f"{path}: format '{fmt}' is not one the joint_nlu task reads", hint='use data.format = "auto", "jsonl" or "seq"')
-    examples, repaired = [], []
-    for number, tokens, tags, intent, text, offsets in rows:
-        problem = _tag_problem(tags)
-        if problem:
-            raise DataError(f"{tags_file}:{number}: {problem}", hint="tags are O, B-TYPE and I-TYPE (IOB2)")
-        invalid = invalid_positions(tags)
-        if invalid and invalid_tags == "error":
-            position = invalid[0]
-            previous = f"'{tags[position - 1]}'" if position else "the utterance start"
-            raise DataError(f"{tags_file}:{number}: invalid IOB2 sequence: '{tags[position]}' (word {tokens[position]!r}) follows {previous}; "
-                            "a slot must start with B-", hint='fix the tag, or set task.options.invalid_tags = "repair" to read it as B-')
-        if invalid:
-            repaired.append(number)
-            tags = repair(tags)
-        if text is None:
-            text, joined = join_words(tokens)
-            offsets = joined
-        examples.append(JointExample(tuple(tokens), text, tuple(offsets or ()), intent, tuple(tags), f"{files['']}:{number}"))
-    if repaired:
-        warnings.warn(f"{tags_file}: repaired {len(repaired)} invalid tag sequence{'s' if len(repaired) > 1 else ''} (a slot starting "
-                      f"with I-, read as B-; first at line {repaired[0]}); set task.options.invalid_tags = \"error\" to stop on them",
-                      TagRepairWarning, stacklevel=2)
+    normalised = normalise(sentences, words_path, scheme="iob2", invalid_tags=invalid_tags, tags_path=tags_path, noun="slot")
+    examples = [JointExample(s.tokens, s.text or "", s.offsets or (), intent, s.tags, s.where(words_path))
+                for s, intent in zip(normalised, intents)]
     return examples, files
 
 
@@ -295,7 +137,7 @@ def load_split(data: Any, options: Any) -> tuple[list[JointExample], list[JointE
 
 
 def _slot_types(example: JointExample) -> set[str]:
-    return {tag[2:] for tag in example.tags or () if tag != "O"}
+    return types_in(example.tags or ())
 
 
 def check_labels(train: list[JointExample], validation: list[JointExample], options: Any) -> tuple[list[str], list[str]]:

@@ -7,8 +7,10 @@ taken on each word's first sub-token). The two cross-entropy losses are summed, 
 scaled by ``slot_loss_weight``.
 
 A saved model folder holds the encoder in Hugging Face format (loadable with ``AutoModel``), both
-heads in one safetensors file and a JSON describing them: no pickles. This module imports torch;
-the task imports it only to build or load a model.
+heads in one safetensors file and a JSON describing them: no pickles. The encoder loading, pooling,
+head initialisation, per-token loss and the heads file are assistant-builder's toolkit
+(``assistant_builder.toolkit.encoder`` and ``.hf_folder``). This module imports torch; the task
+imports it only to build or load a model.
 """
 
 from __future__ import annotations
@@ -19,35 +21,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from assistant_builder.toolkit.encoder import encoder_states, init_head_weights, load_encoder, masked_cross_entropy, pool
+from assistant_builder.toolkit.hf_folder import load_heads_file, save_heads_file
 
 HEADS_FILE = "joint_nlu_heads.safetensors"
 HEADS_CONFIG = "joint_nlu_heads.json"
-#: encoders whose optional pooler (untrained in sentence encoders) is left out
-POOLER_MODEL_TYPES = {"bert", "roberta", "xlm-roberta", "camembert"}
-
-
-def load_encoder(directory: Path) -> nn.Module:
-    """The pretrained encoder in ``directory`` (without its pooler where it has one), quietly."""
-    from transformers import AutoModel
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        model_type = json.loads((Path(directory) / "config.json").read_text()).get("model_type", "")
-    except (OSError, ValueError):
-        model_type = ""
-    if model_type in POOLER_MODEL_TYPES:
-        return AutoModel.from_pretrained(str(directory), add_pooling_layer=False)
-    return AutoModel.from_pretrained(str(directory))
-
-
-def _mean_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy averaged over the targets that are not -100 (0 when there are none)."""
-    flat = targets.reshape(-1)
-    total = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), flat, ignore_index=-100, reduction="sum")
-    return total / (flat != -100).sum().clamp(min=1)
 
 
 class JointIntentSlotModel(nn.Module):
@@ -65,48 +44,36 @@ class JointIntentSlotModel(nn.Module):
         hidden = encoder.config.hidden_size
         self.intent_classifier = nn.Linear(hidden, num_intents)
         self.slot_classifier = nn.Linear(hidden, num_tags)
-        for head in (self.intent_classifier, self.slot_classifier):
-            nn.init.normal_(head.weight, std=0.02)
-            nn.init.zeros_(head.bias)
+        init_head_weights(self.intent_classifier, self.slot_classifier)
 
     @property
     def config(self) -> Any:
         return self.encoder.config
 
-    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+    def heads(self) -> dict[str, nn.Module]:
+        return {name: getattr(self, name) for name in self.head_modules}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 intent_labels: torch.Tensor | None = None, slot_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None and getattr(self.encoder.config, "type_vocab_size", 0) > 0:
-            kwargs["token_type_ids"] = token_type_ids
-        hidden = self.dropout(self.encoder(**kwargs).last_hidden_state)
-        output = {"intent_logits": self.intent_classifier(self.pool(hidden, attention_mask)), "slot_logits": self.slot_classifier(hidden)}
+        hidden = self.dropout(encoder_states(self.encoder, input_ids, attention_mask, token_type_ids))
+        output = {"intent_logits": self.intent_classifier(pool(hidden, attention_mask, self.pooling)),
+                  "slot_logits": self.slot_classifier(hidden)}
         losses = []
         if intent_labels is not None:
-            losses.append(_mean_loss(output["intent_logits"], intent_labels))
+            losses.append(masked_cross_entropy(output["intent_logits"], intent_labels))
         if slot_labels is not None:
-            losses.append(self.slot_loss_weight * _mean_loss(output["slot_logits"], slot_labels))
+            losses.append(self.slot_loss_weight * masked_cross_entropy(output["slot_logits"], slot_labels))
         if losses:
             output["loss"] = sum(losses[1:], losses[0])
         return output
 
     def save_pretrained(self, directory: Path, intents: list[str], tags: list[str]) -> None:
         """Write the encoder (Hugging Face format), both heads (safetensors) and their config."""
-        from safetensors.torch import save_file
-
-        from assistant_builder.atomic import atomic_path, atomic_write_json
+        from assistant_builder.atomic import atomic_write_json
 
         directory = Path(directory)
         self.encoder.save_pretrained(directory)
-        tensors = {f"{name}.{key}": value.detach().cpu().contiguous()
-                   for name in self.head_modules for key, value in getattr(self, name).state_dict().items()}
-        with atomic_path(directory / HEADS_FILE) as tmp:
-            save_file(tensors, str(tmp))
+        save_heads_file(directory / HEADS_FILE, self.heads())
         atomic_write_json(directory / HEADS_CONFIG, {"format": 1, "pooling": self.pooling, "slot_loss_weight": self.slot_loss_weight,
                                                      "intents": list(intents), "tags": list(tags)})
 
@@ -119,14 +86,9 @@ def build_joint_model(base_model: Path, num_intents: int, num_tags: int, pooling
 
 def load_joint_model(directory: Path) -> JointIntentSlotModel:
     """Load a model written by ``JointIntentSlotModel.save_pretrained`` (eval mode, CPU)."""
-    from safetensors.torch import load_file
-
     directory = Path(directory)
     config = json.loads((directory / HEADS_CONFIG).read_text())
     model = JointIntentSlotModel(load_encoder(directory), len(config["intents"]), len(config["tags"]), config["pooling"], 0.0,
                                  config.get("slot_loss_weight", 1.0))
-    tensors = load_file(str(directory / HEADS_FILE))
-    for name in model.head_modules:
-        prefix = f"{name}."
-        getattr(model, name).load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    load_heads_file(directory / HEADS_FILE, model.heads())
     return model.eval()

@@ -21,12 +21,15 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from assistant_builder.batching import pad_batch
 from assistant_builder.contracts import ComponentOptions, Evaluation, Feature, FeatureOutputs, Task, TaskData
 from assistant_builder.errors import DataError
-from builder_joint_nlu.data import JointExample, TruncationWarning, check_labels, join_words, load_split, split_words
+from assistant_builder.toolkit.alignment import IGNORE, first_subtokens, first_token_targets, words_of_input
+from assistant_builder.toolkit.collate import collate
+from assistant_builder.toolkit.decoding import decode_word_tags, softmax, tag_entities, word_probabilities
+from assistant_builder.toolkit.tags import tag_types
+from builder_joint_nlu.data import JointExample, TruncationWarning, check_labels, load_split
 from builder_joint_nlu.metrics import METRIC_NAMES, evaluate_joint
-from builder_joint_nlu.tags import combined_labels, repair, slot_types_of, spans, split_labels
+from builder_joint_nlu.tags import combined_labels, split_labels
 
 
 def _unique_names(values: list[str] | None, what: str, minimum: int) -> list[str] | None:
@@ -66,12 +69,6 @@ class JointNluOptions(ComponentOptions):
         if prefixed:
             raise ValueError(f"expected slot types such as 'city' (without B-/I- prefixes, not 'O'), got {prefixed}")
         return _unique_names(slot_types, "slot types", 1)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 class JointNluTask(Task):
@@ -133,19 +130,14 @@ class JointNluTask(Task):
         features: list[Feature] = []
         truncated = 0
         for index, (example, encoding) in enumerate(zip(examples, encodings)):
-            first: dict[int, int] = {}
-            for position, word in enumerate(encoding.word_ids):
-                if word is not None and word not in first:
-                    first[word] = position
+            first = first_subtokens(encoding.word_ids)
             feature: Feature = {"input_ids": encoding.ids, "token_type_ids": encoding.type_ids, "example_index": index,
                                 "first_tokens": sorted(first.items())}
             if example.intent is not None:
-                feature["intent_labels"] = intent_ids.get(example.intent, -100)
+                feature["intent_labels"] = intent_ids.get(example.intent, IGNORE)
             if example.tags is not None:
-                targets = [-100] * len(encoding.ids)
-                for word, position in first.items():
-                    targets[position] = tag_ids.get(example.tags[word], -100)
-                feature["slot_labels"] = targets
+                word_targets = [tag_ids.get(tag, IGNORE) for tag in example.tags]
+                feature["slot_labels"] = first_token_targets(len(encoding.ids), first, word_targets)
                 truncated += bool(encoding.overflowing)
             features.append(feature)
         if truncated:
@@ -170,11 +162,7 @@ class JointNluTask(Task):
         return load_joint_model(directory)
 
     def collate(self, features: Sequence[Feature], pad_token_id: int) -> dict[str, Any]:
-        import torch
-
-        keys = tuple(key for key in ("intent_labels", "slot_labels") if features and all(key in f for f in features))
-        batch = pad_batch(features, pad_token_id, keys)
-        return {key: torch.from_numpy(value) for key, value in batch.items()}
+        return collate(features, pad_token_id, ("intent_labels", "slot_labels"))
 
     def decode(self, outputs: FeatureOutputs, features: Sequence[Feature], examples: Sequence[JointExample],
                labels: Sequence[str], options: JointNluOptions) -> list[dict[str, Any]]:  # type: ignore[override]
@@ -187,31 +175,16 @@ class JointNluTask(Task):
             example = examples[feature["example_index"]]
             probabilities = softmax(np.asarray(intent_logits, dtype=np.float64))
             top = np.argsort(-probabilities, kind="stable")[:k]
-            word_tags, word_scores = ["O"] * len(example.tokens), [1.0] * len(example.tokens)
-            if feature["first_tokens"]:
-                words, positions = zip(*feature["first_tokens"])
-                slot_probabilities = softmax(np.asarray(slot_logits, dtype=np.float64)[list(positions)])
-                for word, row in zip(words, slot_probabilities):
-                    best = int(row.argmax())
-                    word_tags[word], word_scores[word] = tags[best], float(row[best])
-            word_tags = repair(word_tags)
+            slot_probabilities = word_probabilities(len(example.tokens), tags, [(feature["first_tokens"], slot_logits)])
+            word_tags, word_scores = decode_word_tags(slot_probabilities, tags, "argmax")
             predictions[feature["example_index"]] = {
                 "intent": intents[int(top[0])],
                 "intent_score": float(probabilities[top[0]]),
                 "intent_top": [{"label": intents[int(i)], "score": float(probabilities[i])} for i in top],
-                "entities": self._entities(example, word_tags, word_scores),
+                "entities": tag_entities(word_tags, word_scores, example.text, example.offsets),
                 "tags": word_tags,
             }
         return predictions
-
-    @staticmethod
-    def _entities(example: JointExample, tags: list[str], scores: list[float]) -> list[dict[str, Any]]:
-        entities = []
-        for start, end, label in spans(tags):
-            first, last = example.offsets[start][0], example.offsets[end - 1][1]
-            entities.append({"label": label, "start": first, "end": last, "text": example.text[first:last],
-                             "score": float(np.mean(scores[start:end]))})
-        return entities
 
     def evaluate(self, predictions: Sequence[dict[str, Any]], examples: Sequence[JointExample],
                  labels: Sequence[str]) -> Evaluation:  # type: ignore[override]
@@ -219,25 +192,12 @@ class JointNluTask(Task):
         gold_tags = [list(e.tags or ("O",) * len(e.tokens)) for e in examples]
         return evaluate_joint([e.intent or "" for e in examples], [p["intent"] for p in predictions], gold_tags,
                               [list(p["tags"]) for p in predictions], [p["intent_score"] for p in predictions], examples,
-                              intents, slot_types_of(tags))
+                              intents, tag_types(tags))
 
     def prediction_key(self, prediction: dict[str, Any]) -> Any:
         return prediction["intent"], tuple((e["start"], e["end"], e["label"]) for e in prediction["entities"])
 
     def parse_input(self, raw: Any) -> JointExample:
         """A string or ``{"text": ...}`` (split into words with ``\\w+|[^\\w\\s]``), or ``{"tokens": [...]}``."""
-        if isinstance(raw, dict) and "tokens" in raw:
-            tokens = raw["tokens"]
-            if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t.strip() for t in tokens):
-                raise DataError(f"expected 'tokens' to be a non-empty list of non-empty strings, got {tokens!r}")
-            words = tuple(t.strip() for t in tokens)
-            text, offsets = join_words(words)
-            return JointExample(words, text, tuple(offsets))
-        if isinstance(raw, dict) and isinstance(raw.get("text"), str):
-            raw = raw["text"]
-        if not isinstance(raw, str):
-            raise DataError(f"expected a string, an object with a 'text' string, or an object with a 'tokens' list, got {raw!r}")
-        words, offsets = split_words(raw)
-        if not words:
-            raise DataError(f"expected text with at least one word, got {raw!r}")
-        return JointExample(tuple(words), raw, tuple(offsets))
+        words, text, offsets = words_of_input(raw)
+        return JointExample(words, text, offsets)

@@ -1,20 +1,25 @@
-"""Word-aligned encoding with overlapping windows for sentences longer than ``max_length``.
+"""Long inputs as overlapping windows of at most ``max_length`` tokens, and which window decides each word.
 
-Each word is labelled on its first sub-token only (-100 on the others and on special tokens).
+Torch-free. Two kinds of windows:
 
-Windows. The tokenizer handed to ``encode`` truncates at ``max_length`` and is shared (the engine
-and the runtime use it for every call), so it is never reconfigured here. A sentence that fits is
-encoded once, special tokens included. A longer one is encoded again *without* special tokens:
-the tokenizer's truncation then cuts the word pieces into consecutive chunks (``overflowing``),
-which are concatenated back into the whole sequence (dropping the tokenizer's own stride, if it
-has one). That sequence is cut into windows of ``max_length - specials`` tokens that overlap by
-``stride`` tokens and start and end on word boundaries where possible, and the special tokens
-(read off the encoding of a one-word input, so any template works) are put around each window.
+* Word windows (``encode_words``, for token-level tasks). The tokenizer handed to a task's
+  ``encode`` truncates at ``max_length`` and is shared (the engine and the runtime use it for every
+  call), so it is never reconfigured here. A sentence that fits is encoded once, special tokens
+  included. A longer one is encoded again *without* special tokens: the tokenizer's truncation then
+  cuts the word pieces into consecutive chunks (``overflowing``), which are concatenated back into
+  the whole sequence (dropping the tokenizer's own stride, if it has one). That sequence is cut into
+  windows of ``max_length - specials`` tokens that overlap by ``stride`` tokens and start and end on
+  word boundaries where possible (``plan_windows``), and the special tokens (read off the encoding
+  of a one-word input, so any template works: ``special_layout``) are put around each window.
 
-Ownership. Every word is predicted by exactly one window: the one where its first sub-token is
-farthest from a window edge (so it has the most context on both sides); ties go to the earlier
-window. Words the tokenizer turns into no tokens at all (e.g. a lone zero-width space) are owned
-by no window and decode as ``O``.
+  Ownership. Every word is predicted by exactly one window: the one where its first sub-token is
+  farthest from a window edge (so it has the most context on both sides); ties go to the earlier
+  window (``owners``). Words the tokenizer turns into no tokens at all (e.g. a lone zero-width
+  space) are owned by no window and decode as ``O``.
+
+* Fixed-size windows (``window_starts``, for a context that must be cut anywhere, as extractive
+  QA does): consecutive windows share ``stride`` tokens, capped at half a window
+  (``effective_stride``) so they always advance.
 """
 
 from __future__ import annotations
@@ -22,6 +27,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from assistant_builder.toolkit.alignment import first_subtokens
+
+__all__ = ["Window", "special_layout", "full_sequence", "plan_windows", "owners", "encode_words", "window_starts",
+           "effective_stride", "untruncated"]
+
+SpecialLayout = tuple[list[int], list[int], list[int], list[int]]
+"""Ids and type ids of the special tokens before a sequence, then after it (``special_layout``)."""
 
 
 @dataclass(frozen=True)
@@ -39,15 +52,7 @@ class Window:
     owned: list[tuple[int, int]]
 
 
-def _first_tokens(word_ids: Sequence[int | None]) -> dict[int, int]:
-    first: dict[int, int] = {}
-    for position, word in enumerate(word_ids):
-        if word is not None and word not in first:
-            first[word] = position
-    return first
-
-
-def special_layout(tokenizer: Any) -> tuple[list[int], list[int], list[int], list[int]]:
+def special_layout(tokenizer: Any) -> SpecialLayout:
     """Ids and type ids of the special tokens before and after a single sequence (e.g. [CLS] / [SEP])."""
     encoding = tokenizer.encode(["a"], is_pretokenized=True)
     word_ids = encoding.word_ids
@@ -120,7 +125,7 @@ def owners(first_positions: dict[int, int], windows: Sequence[tuple[int, int]]) 
 
 
 def encode_words(words: Sequence[str], tokenizer: Any, max_length: int, stride: int,
-                 layout: tuple[list[int], list[int], list[int], list[int]] | None = None, encoding: Any = None) -> list[Window]:
+                 layout: SpecialLayout | None = None, encoding: Any = None) -> list[Window]:
     """Encode one sentence as one window, or as overlapping windows when it is longer than ``max_length`` tokens.
 
     ``layout`` (from ``special_layout``) and ``encoding`` (``tokenizer.encode(words, is_pretokenized=True)``)
@@ -130,11 +135,11 @@ def encode_words(words: Sequence[str], tokenizer: Any, max_length: int, stride: 
         encoding = tokenizer.encode(list(words), is_pretokenized=True)
     if not encoding.overflowing and len(encoding.ids) <= max_length:
         word_ids = list(encoding.word_ids)
-        first = _first_tokens(word_ids)
+        first = first_subtokens(word_ids)
         return [Window(list(encoding.ids), list(encoding.type_ids), word_ids, first, sorted(first.items()))]
     prefix_ids, prefix_types, suffix_ids, suffix_types = layout or special_layout(tokenizer)
     ids, types, word_ids = full_sequence(tokenizer, words)
-    global_first = _first_tokens(word_ids)
+    global_first = first_subtokens(word_ids)
     windows = plan_windows(word_ids, max_length - len(prefix_ids) - len(suffix_ids), stride)
     owner = owners(global_first, windows)
     shift = len(prefix_ids)
@@ -146,3 +151,35 @@ def encode_words(words: Sequence[str], tokenizer: Any, max_length: int, stride: 
         result.append(Window(prefix_ids + ids[start:end] + suffix_ids, prefix_types + types[start:end] + suffix_types,
                              window_words, first, owned))
     return result
+
+
+def window_starts(length: int, size: int, stride: int) -> list[int]:
+    """Start offsets of windows of ``size`` tokens over ``length`` tokens, consecutive ones sharing ``stride``.
+
+    The last window ends exactly at ``length``; a sequence that fits is one window at 0. Pass a
+    ``stride`` below ``size`` (``effective_stride``).
+    """
+    if length <= size:
+        return [0]
+    step = size - stride
+    starts = list(range(0, length - size, step))
+    return [*starts, length - size] if not starts or starts[-1] != length - size else starts
+
+
+def effective_stride(stride: int, size: int) -> int:
+    """The overlap actually used: ``stride``, capped at half a window so windows always advance."""
+    return max(0, min(stride, size // 2))
+
+
+def untruncated(tokenizer: Any) -> Any:
+    """A copy of ``tokenizer`` (a ``tokenizers.Tokenizer``) without truncation or padding.
+
+    The tokenizer a task receives truncates at ``max_length`` and is shared; copy it to encode an
+    input in full before cutting it into windows.
+    """
+    from tokenizers import Tokenizer
+
+    clone = Tokenizer.from_str(tokenizer.to_str())
+    clone.no_truncation()
+    clone.no_padding()
+    return clone

@@ -1,25 +1,27 @@
-"""Shared by the task models: load a pretrained encoder; save and reload encoder + head as a Hugging Face model.
+"""Saving a task model as a Hugging Face model folder, and loading it back. Imports torch.
 
 A saved model folder is a standard transformers model folder, loadable without assistant-builder:
 
 * ``model.safetensors``: the encoder's weights under its ``base_model_prefix`` (``bert.``,
-  ``roberta.``...) and the head's under its own name (``classifier.``, ``qa_outputs.``): the key
+  ``roberta.``...) and each head's under its own name (``classifier.``, ``qa_outputs.``): the key
   names of transformers' ``*ForTokenClassification`` / ``*ForQuestionAnswering``.
 * ``config.json``: the encoder's config plus ``architectures``, ``id2label``/``label2id`` and task
-  keys; ``auto_map`` where the head needs the custom code written beside it (classification's
-  pooled head, see ``classification/modeling_pooled_encoder.py``).
+  keys; ``auto_map`` where the head needs custom code written beside it (the classification
+  task's pooled head, ``modeling_pooled_encoder.py``).
 * ``tokenizer_config.json`` and ``special_tokens_map.json``: copied from the base model, or derived
   from its ``tokenizer.json`` when it has none, so ``AutoTokenizer`` (and so ``pipeline``) gets the
   special tokens, lower-casing and maximum length right. The engine writes ``tokenizer.json``.
 
-Folders written by earlier versions (encoder alone plus ``*_head.safetensors`` and ``*_head.json``)
-still load. Imports torch; only the task ``model.py`` modules import this.
+``save_model_folder`` writes one; ``load_model_folder`` + ``load_head_weights`` read it back
+strictly. Two other layouts load too: the built-in tasks' earlier one (the encoder folder alone
+plus ``*_head.safetensors`` and ``*_head.json``: ``read_legacy_head_config``,
+``load_legacy_head``), and an encoder folder with all heads in one safetensors file beside it
+(``save_heads_file``, ``load_heads_file``). Every file is written atomically; no pickles.
 """
 
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import logging
 import re
@@ -31,6 +33,12 @@ import torch
 from torch import nn
 
 from assistant_builder.errors import ModelError
+from assistant_builder.toolkit.encoder import encoder_prefix, pooler_kwargs, quiet_transformers
+
+__all__ = ["WEIGHTS_FILE", "CONFIG_FILE", "TOKENIZER_CONFIG_FILE", "SPECIAL_TOKENS_FILE", "task_weights", "set_labels", "hf_config",
+           "config_dict", "standard_class", "task_config", "save_model_folder", "bundle_files", "tokenizer_files",
+           "load_model_folder", "load_head_weights", "read_legacy_head_config", "load_legacy_head", "save_heads_file",
+           "load_heads_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,42 +56,6 @@ _SPECIAL_TOKEN_ROLES = {
 }
 #: model types whose first position comes after pad_token_id + 1 reserved ones
 _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer"}
-
-
-def quiet_transformers() -> None:
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-
-
-def pooler_kwargs(config: Any) -> dict[str, Any]:
-    """``{"add_pooling_layer": False}`` when the encoder class of ``config`` has an optional pooler.
-
-    The pooler is never used by the task heads (and untrained in sentence encoders), and the
-    standard ``*ForTokenClassification`` / ``*ForQuestionAnswering`` classes leave it out too.
-    """
-    from transformers.models.auto.modeling_auto import MODEL_MAPPING
-
-    try:
-        encoder_class = MODEL_MAPPING[type(config)]
-    except KeyError:
-        return {}
-    return {"add_pooling_layer": False} if "add_pooling_layer" in inspect.signature(encoder_class.__init__).parameters else {}
-
-
-def load_encoder(directory: Path) -> nn.Module:
-    """The pretrained encoder in ``directory`` (without its optional pooler), quietly."""
-    from transformers import AutoConfig, AutoModel
-
-    quiet_transformers()
-    config = AutoConfig.from_pretrained(str(directory))
-    return AutoModel.from_pretrained(str(directory), config=config, **pooler_kwargs(config))
-
-
-def encoder_prefix(encoder: nn.Module) -> str:
-    """Name of the encoder's weights in a task model: its ``base_model_prefix`` (``bert``...)."""
-    return getattr(encoder, "base_model_prefix", "") or "encoder"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,16 +287,20 @@ def load_model_folder(directory: Path) -> tuple[nn.Module, dict[str, torch.Tenso
     return encoder, {k: v for k, v in tensors.items() if not k.startswith(prefix)}, config
 
 
-def load_head_weights(head: nn.Module, name: str, tensors: Mapping[str, torch.Tensor], directory: Path) -> None:
-    """Load the weights of ``head`` (saved under ``name.``) strictly."""
+def load_head_weights(head: nn.Module, name: str, tensors: Mapping[str, torch.Tensor], directory: Path,
+                      weights_file: str = WEIGHTS_FILE) -> None:
+    """Load the weights of ``head`` (saved under ``name.``) strictly; any other tensor in ``tensors`` is an error.
+
+    ``tensors`` are the head tensors of ``load_model_folder`` (or of ``weights_file``, for messages).
+    """
     prefix = name + "."
     try:
         head.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
     except RuntimeError as exc:
-        raise ModelError(f"{directory / WEIGHTS_FILE}: the '{name}' head weights do not fit: {_first_line(exc)}") from exc
+        raise ModelError(f"{directory / weights_file}: the '{name}' head weights do not fit: {_first_line(exc)}") from exc
     unknown = sorted(k for k in tensors if not k.startswith(prefix))
     if unknown:
-        raise ModelError(f"{directory / WEIGHTS_FILE}: unexpected weights {unknown[:3]} beside the encoder and '{name}'")
+        raise ModelError(f"{directory / weights_file}: unexpected weights {unknown[:3]} beside the encoder and '{name}'")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -342,3 +318,36 @@ def load_legacy_head(head: nn.Module, directory: Path, head_file: str) -> None:
     from safetensors.torch import load_file
 
     head.load_state_dict(load_file(str(Path(directory) / head_file)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Heads in a file of their own, beside an encoder folder
+# ---------------------------------------------------------------------------------------------
+
+
+def save_heads_file(path: Path, heads: Mapping[str, nn.Module]) -> None:
+    """Write the weights of ``heads`` to the safetensors file ``path``, each under ``name.`` (atomically).
+
+    With ``encoder.save_pretrained(folder)`` beside it, a layout whose encoder loads with
+    ``AutoModel`` alone; ``load_heads_file`` reads the heads back.
+    """
+    from safetensors.torch import save_file
+
+    from assistant_builder.atomic import atomic_path
+
+    tensors = {f"{name}.{key}": value.detach().cpu().contiguous() for name, head in heads.items() for key, value in head.state_dict().items()}
+    with atomic_path(Path(path)) as tmp:
+        save_file(tensors, str(tmp))
+
+
+def load_heads_file(path: Path, heads: Mapping[str, nn.Module]) -> None:
+    """Load each of ``heads`` strictly from the safetensors file ``path`` written by ``save_heads_file``."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    try:
+        tensors = load_file(str(path))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: could not read the head weights: {exc}") from exc
+    for name, head in heads.items():
+        load_head_weights(head, name, {k: v for k, v in tensors.items() if k.startswith(name + ".")}, path.parent, path.name)

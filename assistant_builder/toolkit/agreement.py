@@ -19,6 +19,8 @@ from collections import Counter
 from collections.abc import Callable, Collection, Hashable, Sequence
 from typing import Any
 
+__all__ = ["example_agreement", "overlap_agreement", "unit_agreement"]
+
 
 def example_agreement(keys: Sequence[Hashable], reference_keys: Sequence[Hashable]) -> float:
     """Fraction of positions where ``keys[i] == reference_keys[i]`` (1.0 for no examples)."""

@@ -1,15 +1,20 @@
 """Word shapes: the casing an uncased tokenizer lowercases away, as one small id per token.
 
 An uncased encoder (the bundled MiniLM) sees "Apple", "APPLE" and "apple" as the same word
-pieces, though capitals are a strong clue for names in cased text (CoNLL-2003). The ``ner`` task
-can add a learned embedding of each word's shape to its word-piece embeddings
-(``word_shape`` option); this module computes the shapes. Pure Python, torch-free (the runtime
-computes them for every input).
+pieces, though capitals are a strong clue for names in cased text (CoNLL-2003). A task can add a
+learned embedding of each word's shape to its word-piece embeddings: ``token_shapes`` gives the
+``shape_ids`` model input of a window (declare it in ``Task.model_input_names``), and
+``token_classifier.TokenClassifier(..., word_shapes=len(SHAPES))`` (or ``encoder.encoder_states(...,
+added_embeddings=...)`` in a model of your own) adds the embedding. The ``ner`` task does this
+with its ``word_shape`` option. Pure Python, torch-free (the runtime computes shapes for every input).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+__all__ = ["LOWER", "MIXED", "NONE", "NUMBER", "OTHER", "SHAPES", "TITLE", "UPPER", "is_cased", "lowercases", "token_shapes",
+           "word_shape"]
 
 #: shape ids; 0 is for special and padding tokens
 SHAPES = ("none", "lower", "title", "upper", "mixed", "number", "other")
