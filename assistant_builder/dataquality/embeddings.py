@@ -25,12 +25,15 @@ def embed_texts(texts: Sequence[str], model_dir: Path, max_length: int, batch_si
 
     tokenizer = load_tokenizer(model_dir, max_length)
     pad = pad_token_id(tokenizer)
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # "some weights were not used" is expected for a bare encoder
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar on stderr
     try:
         model = AutoModel.from_pretrained(str(model_dir))
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     model.eval()
     encodings = tokenizer.encode_batch(list(texts))
     order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))

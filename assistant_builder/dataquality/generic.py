@@ -238,20 +238,30 @@ def length_findings(c: Collector, tokenizer: Any, max_length: int, long_inputs: 
     """Inputs longer than ``max_length`` tokens (special tokens included) with how much is cut
     (``long_inputs == "truncate"``, a warning) or into how many windows they are split (info).
 
-    An input of ``b`` UTF-8 bytes has at most ``2 b`` tokens with any common tokenizer (WordPiece: at
-    most one per character; byte-level BPE: one per byte; SentencePiece: one per byte plus a word
-    marker), so only inputs that could be too long are tokenized.
+    Only inputs that could be too long are tokenized: WordPiece makes at most one token per
+    character, BPE at most one per UTF-8 byte, and any other model (SentencePiece) at most two per
+    byte (one per byte plus a word marker).
     """
-    specials = (tokenizer.num_special_tokens_to_add(False), tokenizer.num_special_tokens_to_add(True))
-    budget = max_length - max(specials)
+    specials = max(tokenizer.num_special_tokens_to_add(False), tokenizer.num_special_tokens_to_add(True))
+    budget = max_length - specials
     pairs = c.pairs
-    candidates = [i for i, text in enumerate(c.texts)
-                  if 2 * (len(text.encode("utf-8")) + (len(pairs[i].encode("utf-8")) if i in pairs else 0)) > budget]
+    model = type(tokenizer.model).__name__
+    if model == "WordPiece":
+        def bound(text: str) -> int:  # a decomposed (NFD) accent may add a character: bytes bound those
+            return len(text) if text.isascii() else len(text.encode("utf-8"))
+    elif model == "BPE":
+        def bound(text: str) -> int:
+            return len(text.encode("utf-8"))
+    else:
+        def bound(text: str) -> int:
+            return 2 * len(text.encode("utf-8"))
+    candidates = [i for i, text in enumerate(c.texts) if bound(text) + (bound(pairs[i]) if i in pairs else 0) > budget]
+    encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
     findings: list[Finding] = []
     for start in range(0, len(candidates), batch):
         chunk = candidates[start: start + batch]
         inputs = [(c.texts[i], c.pairs[i]) if i in c.pairs else c.texts[i] for i in chunk]
-        for i, encoding in zip(chunk, tokenizer.encode_batch(inputs, add_special_tokens=True)):
+        for i, encoding in zip(chunk, encode(inputs, add_special_tokens=True)):
             length = len(encoding)
             if length <= max_length:
                 continue

@@ -19,7 +19,7 @@ from assistant_builder.errors import DataError
 from assistant_builder_tasks.classification.data import TextExample, split_validation
 
 
-def _examples(path: Path, file_format: str, text_field: str, label_field: str, split: str) -> Iterator[TextExample]:
+def _views(path: Path, file_format: str, text_field: str, label_field: str, split: str) -> Iterator[ExampleView]:
     fmt = detect_record_format(path, file_format)
     empty = True
     for record in read_records(path, fmt, split):
@@ -33,7 +33,8 @@ def _examples(path: Path, file_format: str, text_field: str, label_field: str, s
         if isinstance(label, bool) or not isinstance(label, (str, int)) or str(label).strip() == "":
             raise DataError(f"{record.where}: field '{label_field}' must be a non-empty string or integer, got {label!r}")
         empty = False
-        yield TextExample(text.strip() if isinstance(text, str) else "", str(label).strip(), None, record.where)
+        label = str(label).strip()
+        yield ExampleView(text.strip() if isinstance(text, str) else "", label, (label,), record.where)
     if empty:
         raise DataError(f"{path}: no examples found; expected {fmt} records with '{text_field}' and '{label_field}'")
 
@@ -42,13 +43,17 @@ def _view(example: TextExample) -> ExampleView:
     return ExampleView(example.text, example.label, (example.label,) if example.label else (), example.source)
 
 
+def _example(view: ExampleView) -> TextExample:
+    return TextExample(view.text, view.label, None, view.source)
+
+
 def check_examples(data: Any, options: Any) -> CheckData:
     """Train and validation views of a classification recipe's data (see the module docstring)."""
-    def read(path: Path, split: str) -> Iterator[TextExample]:
-        return _examples(path, data.format, options.text_field, options.label_field, split)
+    def read(path: Path, split: str) -> Iterator[ExampleView]:
+        return _views(path, data.format, options.text_field, options.label_field, split)
 
     if data.validation is None:
-        train, validation = split_validation(list(read(Path(data.train), data.dataset_train_split)), data.validation_split, data.split_seed)
+        examples = [_example(v) for v in read(Path(data.train), data.dataset_train_split)]
+        train, validation = split_validation(examples, data.validation_split, data.split_seed)
         return CheckData(map(_view, train), map(_view, validation), held_out=True)
-    return CheckData(map(_view, read(Path(data.train), data.dataset_train_split)),
-                     map(_view, read(Path(data.validation), data.dataset_validation_split)))
+    return CheckData(read(Path(data.train), data.dataset_train_split), read(Path(data.validation), data.dataset_validation_split))
