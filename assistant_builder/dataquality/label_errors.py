@@ -82,17 +82,24 @@ def require_dependencies() -> None:
                            hint=INSTALL_HINT)
 
 
+#: inverse L2 strength of the logistic regression on standardised embeddings
+C = 0.1
+
+
 def out_of_fold_probabilities(features: np.ndarray, labels: np.ndarray, num_classes: int, folds: int, seed: int) -> np.ndarray:
-    """``[n, num_classes]`` probabilities of a logistic regression, each row from the fold that held it out."""
+    """``[n, num_classes]`` probabilities of a logistic regression on standardised features, each
+    row from the fold that held it out."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
     probabilities = np.zeros((len(labels), num_classes), dtype=np.float64)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "the least populated class has only N members" and convergence notes
         for train_index, held_index in splitter.split(features, labels):
-            model = LogisticRegression(C=10.0, max_iter=300)
+            model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=300))
             model.fit(features[train_index], labels[train_index])
             probabilities[np.ix_(held_index, model.classes_)] = model.predict_proba(features[held_index])
     return probabilities
@@ -124,7 +131,7 @@ def find_label_errors(views: Sequence[ExampleView], model_dir: Path, max_length:
     features = embed_texts([v.text for v in usable], model_dir, max_length)
     seconds["embed"] = time.perf_counter() - started
     started = time.perf_counter()
-    on_progress(f"{folds}-fold out-of-fold predictions (logistic regression on the embeddings)")
+    on_progress(f"{folds}-fold out-of-fold predictions (logistic regression on the standardised embeddings)")
     probabilities = out_of_fold_probabilities(features, labels, len(names), folds, seed)
     seconds["cross_validate"] = time.perf_counter() - started
     started = time.perf_counter()
