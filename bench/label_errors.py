@@ -66,8 +66,8 @@ def train_accuracy(folder: Path, name: str, train: str) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--intents", type=int, default=50)
-    parser.add_argument("--per-intent", type=int, default=60)
+    parser.add_argument("--intents", type=int, default=40)
+    parser.add_argument("--per-intent", type=int, default=50)
     parser.add_argument("--flip", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-training", action="store_true", help="only measure precision and recall")
