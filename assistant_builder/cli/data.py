@@ -32,7 +32,7 @@ def add_parser(subparsers: Any) -> None:
     check.add_argument("--json", action="store_true", help="print the report as JSON (every finding, up to 1000 per check)")
     check.add_argument("--fail-on", choices=FAIL_ON, default="error", help="exit 1 if a finding is at this level or above (default: error)")
     check.add_argument("--limit", type=int, default=5, metavar="N", help="findings listed per check in the text report (default 5; -1: all)")
-    errors = check.add_argument_group("label errors (classification; needs torch, scikit-learn, cleanlab)")
+    errors = check.add_argument_group("label errors (classification; NER per word; needs torch, scikit-learn, cleanlab)")
     errors.add_argument("--label-errors", action="store_true",
                         help="rank training examples whose label is likely wrong: out-of-fold predictions of a linear classifier on "
                              "frozen base-model embeddings, then confident learning (cleanlab)")
@@ -56,17 +56,22 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("builder data check", [ConfigIssue("--folds", f"expected 2 or more folds, got {args.folds}")])
     registry = load_registry()
     loaded = load_recipe(args.recipe, args.overrides, registry=registry)
+    task = None
     if args.label_errors:
         task = registry.create("task", loaded.recipe.task.type)
-        if getattr(task, "labelling_kind", "") != "text_class":
-            raise ConfigError(args.recipe, [ConfigIssue("task.type", f"--label-errors ranks classification labels; task "
-                                                                     f"'{task.name}' is not a classification task")])
+        kind = getattr(task, "labelling_kind", "")
+        if kind not in ("text_class", "token_spans"):
+            raise ConfigError(args.recipe, [ConfigIssue("task.type", f"--label-errors ranks the labels of classification and the tags "
+                                                                     f"of NER (token_spans) tasks; task '{task.name}' is neither")])
+        if kind == "token_spans" and args.to_store:
+            raise ConfigError(args.recipe, [ConfigIssue("--to-store", "sends classification candidates only, so far; "
+                                                                      "for NER, fix the listed tags in the data files")])
         from assistant_builder.dataquality.label_errors import require_dependencies
 
         require_dependencies()
     report, train_views = check_recipe(loaded, registry, keep_train=args.label_errors)
     if args.label_errors:
-        _label_errors(args, loaded, report, train_views)
+        _label_errors(args, loaded, task, report, train_views)
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
     else:
@@ -74,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if report.fails(args.fail_on) else 0
 
 
-def _label_errors(args: argparse.Namespace, loaded: Any, report: Any, train_views: list[Any]) -> None:
+def _label_errors(args: argparse.Namespace, loaded: Any, task: Any, report: Any, train_views: list[Any]) -> None:
     import time
 
     from assistant_builder.basemodels import resolve_base_model
@@ -83,14 +88,25 @@ def _label_errors(args: argparse.Namespace, loaded: Any, report: Any, train_view
 
     started = time.perf_counter()
     recipe = loaded.recipe
-    search = find_label_errors(train_views, resolve_base_model(recipe.model.base, loaded.base_dir), recipe.model.max_length,
-                               folds=args.folds, seed=recipe.train.seed,
-                               on_progress=lambda message: print(f"label errors: {message}", file=sys.stderr, flush=True))
+    model_dir = resolve_base_model(recipe.model.base, loaded.base_dir)
+
+    def progress(message: str) -> None:
+        print(f"label errors: {message}", file=sys.stderr, flush=True)
+
+    if task.labelling_kind == "token_spans":
+        from assistant_builder.dataquality.token_errors import find_tag_errors
+
+        search = find_tag_errors(_token_examples(loaded, task), model_dir, recipe.model.max_length, folds=args.folds, seed=recipe.train.seed,
+                                 on_progress=progress)
+    else:
+        search = find_label_errors(train_views, model_dir, recipe.model.max_length, folds=args.folds, seed=recipe.train.seed,
+                                   on_progress=progress)
     if args.max_candidates is not None:
         search.issues = search.issues[: max(0, args.max_candidates)]
     report.add_findings([issue.finding() for issue in search.issues])
     report.seconds += time.perf_counter() - started
-    report.notes.append(f"label errors: {len(search.issues)} of {search.examples} training examples flagged ({search.folds}-fold "
+    unit = "words" if task.labelling_kind == "token_spans" else "examples"
+    report.notes.append(f"label errors: {len(search.issues)} of {search.examples} training {unit} flagged ({search.folds}-fold "
                         f"out-of-fold accuracy {search.out_of_fold_accuracy:.3f} on frozen {recipe.model.base} embeddings)"
                         + (f"; not ranked (one example): {', '.join(search.skipped)}" if search.skipped else ""))
     details = search.to_dict()
@@ -107,6 +123,22 @@ def _label_errors(args: argparse.Namespace, loaded: Any, report: Any, train_view
                             + (f"; {left} left alone (already queued, or relabelled by a person)" if left else ""))
         details["store"] = {"path": str(store_path), "queued": queued, "left_alone": left}
     report.extra["label_errors"] = details
+
+
+def _token_examples(loaded: Any, task: Any) -> list[Any]:
+    """The training sentences as the task loads them for training (tokens, IOB2 tags, source)."""
+    import tempfile
+    import warnings
+
+    from assistant_builder.engine.store_data import materialise_store_data
+
+    recipe = loaded.recipe
+    options = task.Options.model_validate(recipe.task.options)
+    data = recipe.data.model_copy(update={"train": loaded.resolve(recipe.data.train),
+                                          "validation": loaded.resolve(recipe.data.validation) if recipe.data.validation else None})
+    with tempfile.TemporaryDirectory(prefix="builder-label-errors-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return list(task.load_data(materialise_store_data(data, task, options, Path(tmp)), options).train)
 
 
 def _relative(where: str, base: Path) -> str:

@@ -78,9 +78,32 @@ def test_flipped_labels_are_ranked_and_sent_to_the_store(tmp_path, write_recipe,
         assert store.item(item.id).gold == truth[flipped[0]] and store.item(item.id).status == LABELLED
 
 
-def test_label_errors_is_for_classification_only(tmp_path, write_recipe, capsys):
-    (tmp_path / "train.conll").write_text("call O\nmom B-person\n\ncall O\ndad B-person\n")
-    recipe = write_recipe(tmp_path, task={"type": "ner"}, data={"train": "train.conll"})
+def test_ner_tag_errors_are_located_by_word(tmp_path, write_recipe, capsys, encoder):
+    rng = random.Random(5)
+    sentences = []
+    for _ in range(30):
+        who, when = rng.choice(["mom", "dad", "john"]), rng.choice(["7", "9", "6"])
+        sentences.append([("call", "O"), (who, "B-person"), ("at", "O"), (when, "B-time"), ("pm", "I-time")])
+    sentences[4][1] = (sentences[4][1][0], "B-time")  # a person tagged as a time
+    (tmp_path / "train.conll").write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in sentences) + "\n")
+    recipe = write_recipe(tmp_path, task={"type": "ner"}, data={"train": "train.conll"}, model={"base": str(encoder)})
+    assert main(["data", "check", str(recipe), "--label-errors", "--json", "--fail-on", "never"]) == 0
+    issues = json.loads(capsys.readouterr().out)["label_errors"]["issues"]
+    assert issues and all(" word " in issue["where"] and issue["given"] != issue["suspected"] for issue in issues)
+    sentence_line = 1 + 4 * 6  # five words and a blank line per sentence
+    flipped = f"{tmp_path / 'train.conll'}:{sentence_line} word 2 ('{sentences[4][1][0]}')"
+    assert flipped in [issue["where"] for issue in issues[:3]]
+    assert next(i for i in issues if i["where"] == flipped)["suspected"] == "B-person"
+    assert main(["data", "check", str(recipe), "--label-errors", "--to-store"]) == 2
+    assert "sends classification candidates only" in capsys.readouterr().err
+
+
+def test_label_errors_is_for_classification_and_ner_only(tmp_path, write_recipe, capsys):
+    context = "The bakery opens at 7 am."
+    row = {"question": "when does it open", "context": context, "answers": {"text": ["7 am"], "answer_start": [context.index("7 am")]}}
+    (tmp_path / "train.jsonl").write_text(json.dumps(row) + "\n")
+    (tmp_path / "valid.jsonl").write_text(json.dumps(row) + "\n")
+    recipe = write_recipe(tmp_path, task={"type": "qa"}, data={"train": "train.jsonl", "validation": "valid.jsonl"})
     assert main(["data", "check", str(recipe), "--label-errors"]) == 2
-    assert "not a classification task" in capsys.readouterr().err
+    assert "task 'qa' is neither" in capsys.readouterr().err
     assert main(["data", "check", str(recipe), "--to-store"]) == 2
