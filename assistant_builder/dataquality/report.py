@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -225,7 +225,3 @@ def render_short(report: Report, max_checks: int = 4) -> str:
         lines.append(f"  ... {len(report.groups) - max_checks} more checks")
     return "\n".join(lines)
 
-
-def describe_checks(checks: Sequence[str] | None = None) -> list[tuple[str, str, str]]:
-    """``(check, title, hint)`` for the documented checks (docs and ``--help``)."""
-    return [(c, *CHECKS[c]) for c in (checks or CHECKS)]
