@@ -83,35 +83,42 @@ class Collector:
         return self.splits.count(split)
 
     def add_all(self, split: int, views: Iterable[ExampleView]) -> None:
+        """Add every view of ``views`` to ``split`` (0 train, 1 validation). The hot loop of the
+        check: everything it touches is bound to a local name."""
+        texts, sources, splits, pairs, empty = self.texts, self.sources, self.splits, self.pairs, self.empty
+        exact, near_keys, label_ids, label_names = self.exact.append, self.near.append, self.label_ids.append, self.label_names
+        counts, first = self.class_counts[split], self.class_first[split]
+        index = len(sources)
         for view in views:
-            self.add(split, view)
+            text, pair = view.text, view.text_pair
+            texts.append(text)
+            sources.append(view.source)
+            splits.append(split)
+            if pair is None:
+                key, near = text, normalise(text)
+                if not text.strip():
+                    empty.append(index)
+            else:
+                pairs[index] = pair
+                key, near = f"{text}\x1f{pair}", f"{normalise(text)}\x1f{normalise(pair)}"
+                if not text.strip() or not pair.strip():
+                    empty.append(index)
+            exact(hash(key))
+            # texts with nothing left after normalising ("", "!!!") are nobody's near duplicate
+            near_keys(hash(near) if near.strip("\x1f") else hash(("\x00unique", index)))
+            label = view.label
+            label_ids(-1 if label is None else label_names.setdefault(label, len(label_names)))
+            for name in view.classes:
+                counts[name] += 1
+                seen = first.get(name)
+                if seen is None:
+                    first[name] = [index]
+                elif len(seen) <= RELATED:
+                    seen.append(index)
+            index += 1
 
     def add(self, split: int, view: ExampleView) -> None:
-        index = len(self.sources)
-        text, pair = view.text, view.text_pair
-        self.texts.append(text)
-        self.sources.append(view.source)
-        self.splits.append(split)
-        if pair is None:
-            key, near = text, normalise(text)
-            empty = not text.strip()
-        else:
-            self.pairs[index] = pair
-            key, near = f"{text}\x1f{pair}", f"{normalise(text)}\x1f{normalise(pair)}"
-            empty = not text.strip() or not pair.strip()
-        if empty:
-            self.empty.append(index)
-        self.exact.append(hash(key))
-        # texts with nothing left after normalising ("", "!!!") are nobody's near duplicate
-        self.near.append(hash(near) if near.strip("\x1f") else hash(("\x00unique", index)))
-        label = view.label
-        self.label_ids.append(-1 if label is None else self.label_names.setdefault(label, len(self.label_names)))
-        counts, first = self.class_counts[split], self.class_first[split]
-        for name in view.classes:
-            counts[name] += 1
-            seen = first.setdefault(name, [])
-            if len(seen) < RELATED + 1:
-                seen.append(index)
+        self.add_all(split, (view,))
 
 
 def _groups(keys: np.ndarray) -> list[np.ndarray]:
