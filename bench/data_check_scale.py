@@ -6,7 +6,8 @@ Writes N seeded synthetic intent-like requests (90% train, 10% validation, 150 l
 built from a word list, about 1% exact duplicates, 0.5% label conflicts, 0.5% leakage, 0.1% empty
 texts, 0.1% over max_length, one rare label) into a temporary folder, then runs the real
 `builder data check RECIPE --json` in a fresh process and records its wall time and peak RSS
-(the child's ru_maxrss). No dataset text: everything is generated here. Checks that each planted
+(the child's ru_maxrss) and CPU time (user + system: wall time on a shared machine depends on
+the other jobs running; the load average is recorded too). No dataset text: everything is generated here. Checks that each planted
 problem was found.
 """
 
@@ -79,14 +80,17 @@ def main() -> int:
         result = subprocess.run([str(builder), "data", "check", str(folder / "recipe.toml"), "--json", "--fail-on", "never"],
                                 capture_output=True, text=True)
         wall = time.perf_counter() - started
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_mb, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+        load = __import__("os").getloadavg()[0]
     if result.returncode != 0:
         print(result.stderr, file=sys.stderr)
         return 1
     report = json.loads(result.stdout)
     found = {c["check"]: c["count"] for c in report["checks"]}
     rows = {"examples": planted["train"] + planted["validation"], "train": planted["train"], "validation": planted["validation"],
-            "data_mb": round(size / 2**20, 1), "wall_s": round(wall, 2), "check_s": report["seconds"], "peak_rss_mb": round(peak_mb),
+            "data_mb": round(size / 2**20, 1), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "check_s": report["seconds"], "peak_rss_mb": round(peak_mb),
+            "load_average_1min": round(load, 2),
             "planted": planted, "found": found, "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} CPUs",
             "python": platform.python_version()}
     for check in ("duplicate", "label_conflict", "leakage", "empty_input", "length"):
