@@ -9,7 +9,7 @@ $(VENV)/.installed: pyproject.toml examples/plugins/builder-joint-nlu/pyproject.
 	$(PY) -m pip install --quiet --upgrade pip
 	# CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[train,serve,tui,tensorboard,data,test]"
+	$(PY) -m pip install --quiet -e ".[train,quality,serve,tui,tensorboard,data,test]"
 	# a third-party plugin, installed like any other (its tests check it is found by entry point)
 	$(PY) -m pip install --quiet ./examples/plugins/builder-joint-nlu
 	touch $@

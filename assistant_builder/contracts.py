@@ -12,7 +12,7 @@ only *inside* the methods that need them.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -105,6 +105,74 @@ class Agreement:
     value: float
     unit: str
     examples: float
+
+
+#: severity of a data-check finding, lowest first (``builder data check --fail-on LEVEL``).
+FINDING_LEVELS: tuple[str, ...] = ("info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class ExampleView:
+    """What the generic data checks (``builder data check``) see of one example, whatever the task.
+
+    ``text`` is the model input as one string (``""`` for an empty input) and ``text_pair`` an
+    optional second segment (QA: question and context): duplicates, leakage and length are judged
+    on them. ``label`` is the example's whole target as one string (a class, a tag sequence, an
+    answer; ``None`` when unlabelled): two examples with the same text and different labels conflict.
+    ``classes`` are the labels it counts towards (its class; each entity mention's type): class
+    balance, rare labels and labels seen in one split only. ``source`` locates it: ``file:line``
+    or a record id.
+    """
+
+    text: str
+    label: str | None
+    classes: tuple[str, ...]
+    source: str
+    text_pair: str | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem or risk in the data, located.
+
+    ``check`` names the check (``duplicate``, ``label_conflict``, ``ner.invalid_tags``...);
+    ``level`` is one of ``FINDING_LEVELS`` (``error``: training would fail or learn something
+    wrong; ``warning``: likely to hurt; ``info``: worth knowing). ``where`` is the ``file:line`` (or
+    record id, or the file for a whole-dataset finding) and ``message`` says what was found and what
+    was expected. ``related`` are the other examples involved (the first copy of a duplicate...) and
+    ``count`` how many examples the finding stands for.
+    """
+
+    check: str
+    level: str
+    where: str
+    message: str
+    related: tuple[str, ...] = ()
+    count: int = 1
+
+
+@dataclass
+class CheckData:
+    """The examples a task hands to the data checks (``Task.check_examples``).
+
+    ``train`` and ``validation`` are iterables of ``ExampleView`` (a generator may stream a large
+    file; each is iterated once). ``held_out`` is true when the validation examples were held out of
+    ``data.train`` (no ``data.validation``).
+    """
+
+    train: Iterable[ExampleView]
+    validation: Iterable[ExampleView]
+    held_out: bool = False
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What a task-specific check (``Task.check_data``) may need: the recipe's ``model.max_length``
+    and the base model's tokenizer without truncation or padding (``None`` if it has no
+    ``tokenizer.json``)."""
+
+    max_length: int
+    tokenizer: Tokenizer | None = None
 
 
 #: the values of ``Task.labelling_kind``: which labelling widget the TUI shows for a task.
@@ -254,6 +322,56 @@ class Task(Component):
         round trip is skipped and ``builder init`` writes only the recipe).
         """
         return None
+
+    # -- data checks (``builder data check``; see docs/data_quality.md) -------------------------
+
+    #: what the task does with inputs longer than ``model.max_length``: "truncate" (the rest is
+    #: cut: a warning in ``builder data check``) or "window" (split into overlapping windows: info).
+    long_inputs: ClassVar[str] = "truncate"
+
+    def example_view(self, example: Any) -> ExampleView:
+        """What the generic data checks see of one of this task's examples (see ``ExampleView``).
+
+        Default: the example's ``text`` attribute (else its ``tokens`` joined by spaces, else its
+        ``question`` with ``context`` as ``text_pair``), its ``label``, ``intent``, ``tags`` and
+        ``answers`` attributes (those present, as the label; string ``label``/``intent`` values as
+        its classes) and its ``source``. Override it when the examples look different.
+        """
+        return default_example_view(example)
+
+    def check_examples(self, data: DataSection, options: ComponentOptions) -> CheckData:
+        """The recipe's train and validation examples as ``ExampleView``s, for ``builder data check``.
+
+        Default: ``load_data`` then ``example_view`` on each example (so data that ``load_data``
+        rejects is reported as the usual located ``DataError``). Override it to read leniently
+        (report an empty text as a finding rather than stop on it) or to stream large files.
+        Must not import torch.
+        """
+        loaded = self.load_data(data, options)
+        return CheckData([self.example_view(e) for e in loaded.train], [self.example_view(e) for e in loaded.validation],
+                         held_out=data.validation is None)
+
+    def check_data(self, data: DataSection, options: ComponentOptions, context: CheckContext) -> list[Finding]:
+        """Optional task-specific data checks (tag sequences, answer offsets...), each finding
+        located. Runs after the generic checks; must not import torch. Default: none."""
+        return []
+
+
+def default_example_view(example: Any) -> ExampleView:
+    """``Task.example_view``'s default: read the usual attribute names of an example object."""
+    text, pair = getattr(example, "text", None), None
+    if not isinstance(text, str):
+        tokens, question = getattr(example, "tokens", None), getattr(example, "question", None)
+        if isinstance(tokens, (list, tuple)):
+            text = " ".join(map(str, tokens))
+        elif isinstance(question, str):
+            text, pair = question, str(getattr(example, "context", ""))
+        else:
+            text = str(example)
+    parts = {name: getattr(example, name) for name in ("label", "intent", "tags", "answers") if getattr(example, name, None) is not None}
+    label = " | ".join(v if isinstance(v, str) else repr(v) for v in parts.values()) if parts else None
+    classes = tuple(v for k, v in parts.items() if k in ("label", "intent") and isinstance(v, str))
+    return ExampleView(text, label, classes, str(getattr(example, "source", "")), pair)
 
 
 # ---------------------------------------------------------------------------------------------

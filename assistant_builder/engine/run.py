@@ -103,6 +103,8 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
             rundir.write_provenance(run_dir, loaded.source, task_data.sources, recipe.train.seed, base_model, list(overrides))
         events.on_run_start(RunStarted(run_dir, recipe.name, task.name, trainer.name, len(task_data.train),
                                        len(task_data.validation), tuple(task_data.labels)))
+        if rank == 0:
+            _data_check(events, task, task_options, data, task_data, base_model, recipe.model.max_length, loaded, run_dir)
 
         events.on_stage_start(StageStarted("encode", f"{len(task_data.train)} + {len(task_data.validation)} examples"))
         tokenizer = load_tokenizer(base_model, recipe.model.max_length)
@@ -202,3 +204,18 @@ def _create_loggers(log: dict[str, Any], registry: Any, run_dir: Path) -> list[C
         logger = registry.create("logger", name)
         callbacks.append(logger.create(run_dir, logger.Options.model_validate(options)))
     return callbacks
+
+
+def _data_check(events: CallbackList, task: Any, options: Any, data: Any, task_data: Any, base_model: Path, max_length: int,
+                loaded: LoadedRecipe, run_dir: Path) -> None:
+    """The short form of ``builder data check`` on the loaded data: a "data check" stage line (a few
+    lines) and ``RUN/data_check.json``. Never fails the run: a check that breaks is reported and skipped."""
+    try:
+        from assistant_builder.dataquality import check_loaded, render_short
+
+        report = check_loaded(task, options, data, task_data.train, task_data.validation, base_model, max_length, str(loaded.source))
+        atomic_write_json(run_dir / "data_check.json", report.to_dict())
+        detail = render_short(report)
+    except Exception as error:  # noqa: BLE001 - a data check must never stop a run
+        detail = f"skipped ({type(error).__name__}: {error})"
+    events.on_stage_start(StageStarted("data check", detail))

@@ -231,6 +231,22 @@ class LabelStore:
             self._push(db, decision.seq)
         return decision
 
+    def find(self, payload: dict[str, Any], given: str | None = None) -> Item | None:
+        """The item with this content (or given id), or None if the store does not have it."""
+        row = self.db.execute(f"SELECT {self._COLUMNS} FROM items WHERE key = ?", (item_key(payload, given),)).fetchone()
+        return self._item(row)
+
+    def review(self, item_id: int, suggestion: dict[str, Any] | None, note: str) -> Decision:
+        """Put an item that is already in the store at the head of the queue (status ``review``), its
+        gold label kept, with ``suggestion`` shown and ``note`` saying why (undoable, like ``send_back``)."""
+        with self._transaction() as db:
+            row = db.execute("SELECT gold FROM items WHERE id = ?", (item_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"no item {item_id} in {self.path}")
+            decision = self._change(db, item_id, _load(row[0]), REVIEW, "send_back", note=note, suggestion=suggestion)
+            self._push(db, decision.seq)
+        return decision
+
     def undo(self) -> Decision | None:
         """Revert the newest decision not yet undone; returns the new history row, or None."""
         with self._transaction() as db:

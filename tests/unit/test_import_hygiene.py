@@ -1,4 +1,4 @@
-"""The torch-free paths (CLI import, ``--help``, ``validate``, ``plugins``) import no heavy library.
+"""The torch-free paths (CLI import, ``--help``, ``validate``, ``plugins``, ``data check``) import no heavy library.
 
 Checked in a fresh interpreter: the test process itself may have imported torch already.
 """
@@ -22,6 +22,8 @@ with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.St
     codes["validate"] = main(["validate", "recipes/quickstart.toml"])
     codes["plugins"] = main(["plugins"])
     codes["plugins_json"] = main(["plugins", "--json"])
+    for recipe in ("recipes/quickstart.toml", "recipes/slots.toml", "recipes/qa.toml"):
+        codes["data_check " + recipe] = main(["data", "check", recipe, "--json"])
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})
 print(json.dumps({{"codes": codes, "heavy": heavy, "cli_loaded": "assistant_builder.cli.validate" in sys.modules}}))
 """
@@ -39,6 +41,8 @@ def test_cli_validate_and_plugins_import_no_heavy_libraries() -> None:
     # validate may fail (exit 2) while a built-in plugin is missing, but it must have run, not crashed
     assert report["codes"]["validate"] in (0, 2)
     assert report["codes"]["plugins"] == 0 and report["codes"]["plugins_json"] == 0
+    # `builder data check` (without --label-errors) ran on each demo recipe: 0 = no errors found
+    assert [code for name, code in report["codes"].items() if name.startswith("data_check")] == [0, 0, 0]
     assert report["heavy"] == [], f"torch-free paths imported: {report['heavy']}"
 
 

@@ -151,3 +151,9 @@ class ClassificationTask(Task):
         if not text.strip():
             raise DataError("expected non-empty text, got an empty string")
         return TextExample(text.strip())
+
+    def check_examples(self, data: Any, options: ClassificationOptions) -> Any:  # type: ignore[override]
+        """``builder data check``: a lenient streaming reader (empty texts become findings), see ``checks.py``."""
+        from assistant_builder_tasks.classification.checks import check_examples
+
+        return check_examples(data, options)

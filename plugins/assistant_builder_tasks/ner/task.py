@@ -171,3 +171,17 @@ class NerTask(Task):
         """A string or ``{"text": ...}`` (split into words with ``\\w+|[^\\w\\s]``), or ``{"tokens": [...]}``."""
         words, text, offsets = words_of_input(raw)
         return TokenExample(words, None, text, offsets)
+
+    long_inputs = "window"
+
+    def check_examples(self, data: Any, options: NerOptions) -> Any:  # type: ignore[override]
+        """``builder data check``: sentences read leniently (bad tags become findings), see ``checks.py``."""
+        from assistant_builder_tasks.ner.checks import check_examples
+
+        return check_examples(data, options)
+
+    def check_data(self, data: Any, options: NerOptions, context: Any) -> list[Any]:  # type: ignore[override]
+        """Malformed tags and invalid (repaired) tag sequences, each at its line."""
+        from assistant_builder_tasks.ner.checks import check_data
+
+        return check_data(data, options)

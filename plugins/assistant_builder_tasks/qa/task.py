@@ -132,3 +132,17 @@ class QATask(Task):
                 raise DataError(f"field '{name}' must be a non-empty string, got {value!r}")
         qid = raw.get("id")
         return QAExample(raw["question"].strip(), raw["context"], None, str(qid) if qid is not None else None)
+
+    long_inputs = "window"
+
+    def check_examples(self, data: Any, options: QAOptions) -> Any:  # type: ignore[override]
+        """``builder data check``: questions read leniently (rejected ones become findings), see ``checks.py``."""
+        from assistant_builder_tasks.qa.checks import check_examples
+
+        return check_examples(data, options)
+
+    def check_data(self, data: Any, options: QAOptions, context: Any) -> list[Any]:  # type: ignore[override]
+        """Answers not at their offset, unanswerable or empty questions, questions too long for the window."""
+        from assistant_builder_tasks.qa.checks import check_data
+
+        return check_data(data, options, context)
