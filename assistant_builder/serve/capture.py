@@ -227,13 +227,14 @@ class FeedbackService:
             prediction_id = self.memory.new_id()
             if self.capture != "none":
                 confidence = ref.task.prediction_confidence(prediction)
-                if prediction.get("in_scope") is False:
+                rejected = prediction.get("in_scope") is False  # an out-of-scope rule rejected it: always uncertain
+                if rejected:
                     reason = "out of scope"
                 elif self.capture == "all":
                     reason = "all"
                 else:
                     reason = f"confidence {confidence:.2f} < {threshold:g}" if confidence is not None else ""
-                if self.capture == "all" or (confidence is not None and confidence < threshold):
+                if self.capture == "all" or rejected or (confidence is not None and confidence < threshold):
                     self.writer.offer(CaptureJob(prediction_id, raw, example, dict(prediction), confidence, ref, now, reason))
             prediction["prediction_id"] = prediction_id
             self.memory.add(prediction_id, Remembered(raw, prediction, ref, now))

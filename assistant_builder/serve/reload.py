@@ -151,6 +151,8 @@ class Reloader:
         try:
             predictions = candidate.predictor.predict_examples(examples)
             json.dumps(predictions, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v))
+        except DataError:
+            return  # the input does not fit this model (e.g. too long for its max_length): not a model failure
         except Exception as exc:  # noqa: BLE001 - any failure of the new model refuses it
             raise ReloadRefused("smoke_failed", f"{path}: failed on a test input: {type(exc).__name__}: {exc}") from None
 

@@ -66,6 +66,8 @@ class ServeState:
         self.previous, self.slot = self.slot, slot
         info = slot.predictor.info
         self.metrics.model.replace(1, info["task"], info["variant"], slot.version)
+        if self.watcher is not None:
+            self.watcher.forget_current()  # --watch never swaps back to a run swapped or rolled back from
         self._document()
 
     async def prepare(self) -> None:
@@ -147,8 +149,9 @@ class ServeState:
         return json.loads(json.dumps({"predictions": predictions, "model": slot.model}, default=to_builtin))
 
 
-def open_feedback(settings: ServeSettings, slot: ModelSlot, metrics: ServeMetrics) -> FeedbackService:
-    """The feedback service for ``--feedback`` (a store, or a recipe whose store is used); ``ServeError`` if it cannot be."""
+def feedback_store(settings: ServeSettings, slot: ModelSlot) -> Path:
+    """The store ``--feedback`` names (a ``*.labels.sqlite``, or a recipe whose store is used), checked
+    against the task; ``ServeError`` if feedback cannot work."""
     from assistant_builder.feedback import supports_feedback
     from assistant_builder.labelling.records import STORE_SUFFIX, store_path_for
 
@@ -161,6 +164,12 @@ def open_feedback(settings: ServeSettings, slot: ModelSlot, metrics: ServeMetric
     if not str(store).endswith(STORE_SUFFIX):
         raise ServeError(f"--feedback {target}: expected a labelling store (*{STORE_SUFFIX}) or a recipe (*.toml), whose "
                          "store is used")
+    return store
+
+
+def open_feedback(settings: ServeSettings, slot: ModelSlot, metrics: ServeMetrics) -> FeedbackService:
+    """The started feedback service for ``--feedback``; ``ServeError`` if the store cannot be opened."""
+    store = feedback_store(settings, slot)
     service = FeedbackService(store, capture=settings.capture, capture_max=settings.capture_max,
                               capture_threshold=settings.capture_threshold, window=settings.feedback_window,
                               queue_size=settings.capture_queue, metrics=metrics)
@@ -169,3 +178,28 @@ def open_feedback(settings: ServeSettings, slot: ModelSlot, metrics: ServeMetric
     except Exception as exc:  # noqa: BLE001 - sqlite3 errors: unwritable folder, not a database
         raise ServeError(f"--feedback {store}: the labelling store could not be opened: {type(exc).__name__}: {exc}") from None
     return service
+
+
+def preflight(settings: ServeSettings, predictor: Predictor) -> dict[str, Any]:
+    """Check ``--feedback`` and ``--regression`` before the port is bound (so mistakes fail fast, exit 2);
+    returns what the start-up message shows."""
+    from assistant_builder.labelling.serve_store import FeedbackStore
+
+    slot = make_slot(predictor, settings.path)
+    found: dict[str, Any] = {}
+    if settings.feedback:
+        store = feedback_store(settings, slot)
+        try:
+            with FeedbackStore(store):
+                pass
+        except Exception as exc:  # noqa: BLE001 - sqlite3 errors
+            raise ServeError(f"--feedback {store}: the labelling store could not be opened: {type(exc).__name__}: {exc}") from None
+        threshold = settings.capture_threshold if settings.capture_threshold is not None else slot.ref.task.capture_threshold
+        found["feedback"] = f"feedback to {store} (capture {settings.capture}" + (
+            f", below confidence {threshold:g}" if settings.capture == "uncertain" else "") + ")"
+    if settings.regression:
+        from assistant_builder.serve.regression import RegressionSet
+
+        found["regression"] = f"{len(RegressionSet.load(settings.regression, slot).cases)} regression cases"
+    found["version"] = slot.version
+    return found
