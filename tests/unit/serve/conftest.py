@@ -82,7 +82,7 @@ TASK_INPUTS: dict[str, list[Any]] = {
 
 
 def build_run(task_name: str, run_dir: Path, model_dir: Path, *, seed: int = 0, labels: list[str] | None = None,
-              verified: bool = True, recipe: str = "test", task_options: dict[str, Any] | None = None) -> Path:
+              verified: bool = True, recipe: str = "test", task_options: dict[str, Any] | None = None, registry: Any = None) -> Path:
     """A run directory (``recipe.resolved.json``, ``summary.json``, ``exports/onnx``) holding a random tiny
     ``task_name`` model exported to ONNX fp32, whose manifest records a passed (or failed) verification."""
     import json
@@ -94,15 +94,16 @@ def build_run(task_name: str, run_dir: Path, model_dir: Path, *, seed: int = 0, 
     from assistant_builder.registry import build_registry
     from assistant_builder.tokenization import load_tokenizer, pad_token_id
 
-    registry = build_registry()
+    registry = registry or build_registry()
     task = registry.create("task", task_name)
     options = task.Options(**(task_options or {}))
-    labels = list(TASK_LABELS[task_name] if labels is None else labels)
+    labels = list(TASK_LABELS.get(task_name, TASK_LABELS["classification"]) if labels is None else labels)
     torch.manual_seed(seed)
     model = task.build_model(model_dir, labels, options).eval()
     tokenizer = load_tokenizer(model_dir, 32)
     pad = pad_token_id(tokenizer)
-    features = task.encode([task.parse_input(x) for x in TASK_INPUTS[task_name]], tokenizer, labels, options, 32)
+    inputs = TASK_INPUTS.get(task_name, TASK_INPUTS["classification"])
+    features = task.encode([task.parse_input(x) for x in inputs], tokenizer, labels, options, 32)
     batch = task.collate([{k: f[k] for k in ("input_ids", "token_type_ids") if k in f} for f in features[:2]], pad)
     example = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
     bundle = run_dir / "exports" / "onnx"
