@@ -62,7 +62,7 @@ def _config(settings: ServeSettings, app: Any, **extra: Any) -> dict[str, Any]:
 def _announce(settings: ServeSettings, info: dict[str, Any], extra: dict[str, Any]) -> None:
     mode = f"{settings.workers} worker processes, each with its own model" if settings.workers > 1 else "1 process"
     batching = f"micro-batching {settings.micro_batch_ms:g} ms" if settings.micro_batch_ms else "no micro-batching"
-    print(f"serving {info['task']} model ({info['variant']}, version {extra['version']}) from {info['bundle']} on "
+    print(f"serving {info['task']} model ({info['variant']}) version {extra['version']} from {info['bundle']} on "
           f"http://{settings.host}:{settings.port} ({mode}, {settings.threads} inference threads, {batching}); "
           f"API docs at /docs", file=sys.stderr)
     for key in ("feedback", "regression"):
