@@ -39,6 +39,8 @@ log = logging.getLogger("assistant_builder.serve")
 
 #: captured predictions written per transaction
 WRITE_BATCH = 256
+#: seconds a feedback request waits for the store (another process holding its write lock...) before a 503
+STORE_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ class StoreWriter:
         self._calls: collections.deque[tuple[Callable[[FeedbackStore], Any], concurrent.futures.Future[Any]]] = collections.deque()
         self._wake = threading.Condition()
         self._stopping = False
+        #: set when the store cannot be opened any more: every later call fails at once instead of waiting
+        self._broken: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="assistant-builder-store-writer", daemon=True)
 
     def start(self) -> None:
@@ -111,6 +115,9 @@ class StoreWriter:
     def offer(self, job: CaptureJob) -> bool:
         """Queue a capture without ever waiting; False (and counted as dropped) when the queue is full."""
         with self._wake:
+            if self._broken is not None:
+                self.metrics.capture.inc("failed")
+                return False
             if self._stopping or len(self._captures) >= self.queue_size:
                 self.metrics.capture.inc("dropped")
                 return False
@@ -124,8 +131,8 @@ class StoreWriter:
         (for writes: after the commit)."""
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         with self._wake:
-            if self._stopping:
-                future.set_exception(RuntimeError("the server is shutting down"))
+            if self._stopping or self._broken is not None:
+                future.set_exception(self._broken or RuntimeError("the server is shutting down"))
                 return future
             self._calls.append((operation, future))
             self._wake.notify()
@@ -156,7 +163,13 @@ class StoreWriter:
             return calls, batch
 
     def _run(self) -> None:
-        with FeedbackStore(self.path) as store:
+        try:
+            store = FeedbackStore(self.path)
+        except Exception as error:  # noqa: BLE001 - e.g. the file was removed or made read-only after start-up
+            log.exception("the store writer could not open %s", self.path)
+            self._give_up(error)
+            return
+        with store:
             while (work := self._next()) is not None:
                 calls, batch = work
                 for operation, future in calls:
@@ -168,6 +181,16 @@ class StoreWriter:
                         future.set_exception(error)
                 if batch:
                     self._write_captures(store, batch)
+
+    def _give_up(self, error: BaseException) -> None:
+        with self._wake:
+            self._broken = error
+            calls, self._calls = list(self._calls), collections.deque()
+            self.metrics.capture.inc("failed", amount=len(self._captures))
+            self._captures.clear()
+        for _, future in calls:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(error)
 
     def _write_captures(self, store: FeedbackStore, batch: Sequence[CaptureJob]) -> None:
         rows = []
@@ -226,29 +249,40 @@ class FeedbackService:
         for raw, example, prediction in zip(raws, examples, predictions):
             prediction_id = self.memory.new_id()
             if self.capture != "none":
-                confidence = ref.task.prediction_confidence(prediction)
-                rejected = prediction.get("in_scope") is False  # an out-of-scope rule rejected it: always uncertain
-                if rejected:
-                    reason = "out of scope"
-                elif self.capture == "all":
-                    reason = "all"
-                else:
-                    reason = f"confidence {confidence:.2f} < {threshold:g}" if confidence is not None else ""
-                if self.capture == "all" or rejected or (confidence is not None and confidence < threshold):
-                    self.writer.offer(CaptureJob(prediction_id, raw, example, dict(prediction), confidence, ref, now, reason))
+                self._consider(prediction_id, raw, example, prediction, ref, threshold, now)
             prediction["prediction_id"] = prediction_id
             self.memory.add(prediction_id, Remembered(raw, prediction, ref, now))
+
+    def _consider(self, prediction_id: str, raw: Any, example: Any, prediction: dict[str, Any], ref: ModelRef, threshold: float,
+                  now: float) -> None:
+        """Queue ``prediction`` for the store if ``--capture`` wants it; a task error here never fails the request."""
+        try:
+            confidence = ref.task.prediction_confidence(prediction)
+            rejected = prediction.get("in_scope") is False  # an out-of-scope rule rejected it: always uncertain
+            if rejected:
+                reason = "out of scope"
+            elif self.capture == "all":
+                reason = "all"
+            else:
+                reason = f"confidence {confidence:.2f} < {threshold:g}" if confidence is not None else ""
+            if self.capture == "all" or rejected or (confidence is not None and confidence < threshold):
+                self.writer.offer(CaptureJob(prediction_id, raw, example, dict(prediction), confidence, ref, now, reason))
+        except Exception:  # noqa: BLE001 - e.g. a task's prediction_confidence bug: the prediction is answered anyway
+            log.exception("could not decide whether to capture a prediction")
+            self.metrics.capture.inc("failed")
 
     async def lookup(self, prediction_id: str) -> Remembered | KnownPrediction | None:
         """The prediction from memory, else from the store (a captured one, or one given feedback before)."""
         found = self.memory.get(prediction_id)
         if found is not None:
             return found
-        return await asyncio.wrap_future(self.writer.call(lambda store: store.find_prediction(prediction_id)))
+        return await asyncio.wait_for(asyncio.wrap_future(self.writer.call(lambda store: store.find_prediction(prediction_id))),
+                                      STORE_TIMEOUT)
 
     async def record(self, feedback: Feedback) -> tuple[int, str]:
         """Write one feedback request; returns ``(item_id, status)`` once committed."""
-        item_id, status = await asyncio.wrap_future(self.writer.call(lambda store: store.record_feedback(feedback)))
+        item_id, status = await asyncio.wait_for(asyncio.wrap_future(self.writer.call(lambda store: store.record_feedback(feedback))),
+                                                 STORE_TIMEOUT)
         self.metrics.feedback.inc(status)
         return item_id, status
 

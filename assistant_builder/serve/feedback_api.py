@@ -88,7 +88,11 @@ async def feedback(request: Request) -> Response:
         body = await read_body(request, min(state.settings.max_body_bytes, FEEDBACK_MAX_BYTES))
         task = state.slot.ref.task
         prediction_id, correction = parse_feedback(decode_json(body), tuple(task.feedback_fields))
-        found = await service.lookup(prediction_id)
+        try:
+            found = await service.lookup(prediction_id)
+        except Exception as exc:  # noqa: BLE001 - the store cannot be read now
+            raise RequestError(503, "store_unavailable", f"the store {service.store} could not be read: {type(exc).__name__}: {exc}",
+                               hint="retry after Retry-After seconds", headers={"Retry-After": "1"}) from None
         if found is None:
             raise RequestError(404, "unknown_prediction", f"prediction_id: no prediction {json.dumps(prediction_id)} is known to this server",
                                hint=f"use a prediction_id from a /predict response; the server remembers the last {service.memory.size} "

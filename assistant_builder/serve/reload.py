@@ -96,7 +96,8 @@ class Reloader:
                 raise self._refused(refused, path, origin) from None
             if candidate.version == current.version:
                 return self._finish("unchanged", origin, path, started, current, current, checks)
-            self.state.swap(candidate)
+            document = await asyncio.get_running_loop().run_in_executor(None, self.state.document_for, candidate, current)
+            self.state.swap(candidate, document)
             return self._finish("swapped", origin, path, started, current, candidate, checks)
 
     async def rollback(self) -> dict[str, Any]:
@@ -107,7 +108,8 @@ class Reloader:
             if previous is None:
                 raise ReloadRefused("no_previous_model", "there is no previous model to roll back to (no reload has swapped one in)")
             started = time.perf_counter()
-            self.state.swap(previous)
+            document = await asyncio.get_running_loop().run_in_executor(None, self.state.document_for, previous, current)
+            self.state.swap(previous, document)
             return self._finish("rolled_back", "api", previous.ref.path, started, current, previous, [])
 
     # -- in a worker thread ---------------------------------------------------------------------

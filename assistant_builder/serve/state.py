@@ -51,24 +51,27 @@ class ServeState:
         """Called on SIGINT/SIGTERM: /health turns 503 and new predictions are refused."""
         self.status = "draining"
 
-    def info(self) -> dict[str, Any]:
+    def info(self, slot: ModelSlot | None = None, previous: ModelSlot | None = None) -> dict[str, Any]:
+        """``GET /info``: the model serving (or ``slot``, about to), the one before it, feedback, reloads, limits."""
         s = self.settings
         limits = {"max_batch": s.max_batch, "max_text_chars": s.max_text_chars, "max_body_bytes": s.max_body_bytes,
                   "queue_size": s.queue_size, "max_queue_wait_ms": s.max_queue_wait_ms, "micro_batch_ms": s.micro_batch_ms, "threads": s.threads}
-        slot = self.slot
+        if slot is None:
+            slot, previous = self.slot, self.previous
         return {**slot.predictor.info, "version": slot.version, "serving": slot.describe(),
-                "previous": self.previous.describe() if self.previous else None,
+                "previous": previous.describe() if previous else None,
                 "feedback": self.feedback.describe(slot) if self.feedback else None, "reload": self.reloader.describe(),
                 "limits": limits}
 
-    def swap(self, slot: ModelSlot) -> None:
-        """Make ``slot`` answer new requests (atomic: called on the event loop); keep the old one for rollback."""
+    def swap(self, slot: ModelSlot, document: tuple[dict[str, Any], str] | None = None) -> None:
+        """Make ``slot`` answer new requests (atomic: called on the event loop); keep the old one for rollback.
+        ``document``: its OpenAPI document and docs page from ``document_for`` (built here if not given)."""
         self.previous, self.slot = self.slot, slot
         info = slot.predictor.info
         self.metrics.model.replace(1, info["task"], info["variant"], slot.version)
         if self.watcher is not None:
             self.watcher.forget_current()  # --watch never swaps back to a run swapped or rolled back from
-        self._document()
+        self.openapi, self.docs = document or self.document_for(slot, self.previous)
 
     async def prepare(self) -> None:
         """Load the model if needed, start the scheduler and build the schema; then report ready."""
@@ -91,7 +94,7 @@ class ServeState:
         self.scheduler = Scheduler(self.slot.engine, threads=s.threads, queue_size=s.queue_size, max_batch=s.max_batch,
                                    micro_batch_ms=s.micro_batch_ms, metrics=self.metrics, max_queue_wait_ms=s.max_queue_wait_ms)
         self.scheduler.start()
-        await loop.run_in_executor(None, self._document)
+        self.openapi, self.docs = await loop.run_in_executor(None, self.document_for, self.slot, None)
         if s.watch:
             from assistant_builder.serve.watch import Watcher
 
@@ -126,14 +129,14 @@ class ServeState:
         with contextlib.suppress(ReloadRefused):  # logged and counted by the reloader
             await self.reloader.reload(self.settings.path, origin="sighup")
 
-    def _document(self) -> None:
-        """Build the OpenAPI document and docs page for the serving model (its example really predicted)."""
-        s, slot = self.settings, self.slot
+    def document_for(self, slot: ModelSlot, previous: ModelSlot | None) -> tuple[dict[str, Any], str]:
+        """The OpenAPI document and docs page for ``slot`` (its example really predicted: run it off the event loop)."""
+        s = self.settings
         example = self._example_response(slot)
-        self.openapi = build_openapi(self.info(), max_batch=s.max_batch, max_text_chars=s.max_text_chars,
-                                     max_body_bytes=s.max_body_bytes, auth=bool(s.token), example_response=example,
-                                     feedback_fields=tuple(slot.ref.task.feedback_fields) if self.feedback else None)
-        self.docs = render_docs(self.openapi)
+        document = build_openapi(self.info(slot, previous), max_batch=s.max_batch, max_text_chars=s.max_text_chars,
+                                 max_body_bytes=s.max_body_bytes, auth=bool(s.token), example_response=example,
+                                 feedback_fields=tuple(slot.ref.task.feedback_fields) if self.feedback else None)
+        return document, render_docs(document)
 
     def _example_response(self, slot: ModelSlot) -> dict[str, Any] | None:
         """The documented example request, really predicted (outside the metrics); None if it does not parse."""

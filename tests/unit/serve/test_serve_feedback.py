@@ -222,8 +222,9 @@ def test_capture_max_drops_the_oldest_waiting_captures_but_never_labelled_ones(t
 def test_a_full_capture_queue_drops_captures_and_never_blocks_a_prediction(task_client: Any, tmp_path: Path) -> None:
     client = task_client("classification", capture="all", capture_queue=2)
     writer = client.app.state.serve.feedback.writer
-    gate = threading.Event()
-    blocked = writer.call(lambda store: gate.wait(10))  # the writer thread is busy until the gate opens
+    gate, busy = threading.Event(), threading.Event()
+    blocked = writer.call(lambda store: (busy.set(), gate.wait(10)))  # the writer thread is busy until the gate opens
+    assert busy.wait(10)
     try:
         started = time.perf_counter()
         for n in range(8):
