@@ -283,3 +283,15 @@ def test_a_task_without_the_feedback_contract_cannot_serve_with_feedback(serve_b
     with pytest.raises(BuilderError, match=r"expected a labelling store \(\*\.labels\.sqlite\) or a recipe"):
         monkeypatch.undo()
         preflight(ServeSettings(path=str(serve_bundle["run"]), feedback=str(tmp_path / "x.db")), predictor)
+
+
+def test_feedback_settings_are_checked_all_at_once() -> None:
+    from assistant_builder.errors import BuilderError
+    from assistant_builder.serve.settings import ServeSettings
+
+    with pytest.raises(BuilderError) as caught:
+        ServeSettings(path="x", workers=2, feedback="s.labels.sqlite", capture="some", capture_threshold=1.5, capture_max=-1)
+    message = caught.value.message
+    for part in ("capture: expected one of none, uncertain, all, got 'some'", "capture_threshold: expected a confidence between 0 and 1",
+                 "capture_max: expected a non-negative integer", "workers: --feedback and --watch need one worker process"):
+        assert part in message, message
