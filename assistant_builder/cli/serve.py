@@ -121,7 +121,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                           help="with --feedback, also store predictions: none (only what users send to /feedback), uncertain "
                                "(below --capture-threshold; out-of-scope ones always), all (default uncertain)")
     feedback.add_argument("--capture-threshold", type=_unit, default=None, metavar="C",
-                          help="confidence below which a prediction is uncertain (default: the task's; classification 0.5 "
+                          help="confidence below which a prediction is uncertain (default: the task's; classification 0.7 "
                                "top-2 margin, ner 0.6 entity score, qa 0.5 answer score)")
     feedback.add_argument("--capture-max", type=_non_negative, default=10_000, metavar="N",
                           help="captured items waiting to be labelled, at most; the oldest go first (default 10000; 0: no limit)")
