@@ -179,6 +179,32 @@ class CheckContext:
 LABELLING_KINDS: tuple[str, ...] = ("text_class", "token_spans", "answer_span")
 
 
+@dataclass(frozen=True)
+class StoreRecord:
+    """An example as the labelling store keeps it: its input (``payload``) and its label (``gold``).
+
+    The shapes depend only on the task's ``labelling_kind`` (they are what ``builder tui`` edits):
+
+    * ``text_class``: ``payload = {"text": str}``; ``gold`` is the label (a string).
+    * ``token_spans``: ``payload = {"tokens": [str, ...]}``; ``gold`` is a list of token spans
+      ``{"start": int, "end": int, "label": str}`` (end exclusive, ``label`` an entity type without
+      a ``B-``/``I-`` prefix, no two spans overlapping).
+    * ``answer_span``: ``payload = {"question": str, "context": str}``; ``gold`` is
+      ``{"answers": [{"text": str, "answer_start": int}]}`` (an empty list: unanswerable).
+
+    ``gold`` is ``None`` for an unlabelled example. Both are JSON-ready.
+    """
+
+    payload: dict[str, Any]
+    gold: Any = None
+    #: where the example came from (``train.jsonl:12``, ``serve``), for messages; not part of its identity
+    source: str = ""
+
+
+FEEDBACK_HINT = ("implement Task.to_store and Task.from_store (and prediction_gold / feedback_gold for a labelling kind "
+                 "other than text_class); see docs/writing_plugins.md, 'Feedback from deployment'")
+
+
 class Task(Component):
     """A task type: how to read its data, encode it, build a model, decode and score outputs.
 
@@ -355,6 +381,87 @@ class Task(Component):
         """Optional task-specific data checks (tag sequences, answer offsets...), each finding
         located. Runs after the generic checks; must not import torch. Default: none."""
         return []
+
+
+    # -- feedback from deployment: ``builder serve --feedback``, ``data.extra`` ------------------
+    # Optional as a whole: a task that implements ``to_store`` and ``from_store`` (and, unless its
+    # labelling kind is ``text_class``, ``prediction_gold`` and ``feedback_gold``) can be served
+    # with feedback capture and retrained on what was captured. Every method here must work
+    # without torch (the server runs them). Building blocks: ``assistant_builder.feedback``.
+
+    #: fields of a ``POST /feedback`` body (besides ``prediction_id`` and ``correct``) that carry the
+    #: right answer in this task's own shape, e.g. ``("label",)``; ``feedback_gold`` reads them.
+    feedback_fields: ClassVar[tuple[str, ...]] = ()
+    #: ``builder serve --capture uncertain`` stores a prediction whose ``prediction_confidence`` is
+    #: below this (``--capture-threshold`` overrides it).
+    capture_threshold: ClassVar[float] = 0.5
+
+    def to_store(self, example: Any) -> StoreRecord:
+        """The labelling store's record of ``example`` (an example from ``parse_input`` or ``load_data``).
+
+        ``payload`` is the input in the shape of the task's ``labelling_kind`` (see ``StoreRecord``)
+        and must identify the input: two examples with equal payloads are the same input (this is
+        how ``data.extra`` de-duplicates against the training data). ``gold`` is the example's label
+        in that shape, ``None`` when it has none. Default: raises ``NotImplementedError`` (no
+        feedback support).
+        """
+        raise NotImplementedError(f"task '{self.name}' does not implement the feedback contract: {FEEDBACK_HINT}")
+
+    def from_store(self, record: StoreRecord, labels: Sequence[str], options: ComponentOptions) -> Any:
+        """A labelled training example from a store record (``data.extra``, regression sets).
+
+        ``labels`` is the model's label set (as ``TaskData.labels``). Raise ``DataError`` saying
+        what was expected when the record does not fit (a label outside ``labels``, a span outside
+        the tokens, an answer that is not in the context, an unanswerable question the options do
+        not allow). ``to_store(from_store(r))`` must give ``r`` back. Default: raises
+        ``NotImplementedError``.
+        """
+        raise NotImplementedError(f"task '{self.name}' does not implement the feedback contract: {FEEDBACK_HINT}")
+
+    def prediction_gold(self, example: Any, prediction: dict[str, Any]) -> Any:
+        """The model's guess (one of ``decode``'s predictions for ``example``) as a store ``gold``.
+
+        This is what ``{"correct": true}`` feedback records, and the suggestion ``builder tui``
+        pre-fills. Default: ``prediction["label"]`` for ``text_class`` tasks, else
+        ``NotImplementedError``.
+        """
+        if self.labelling_kind == "text_class" and isinstance(prediction.get("label"), str):
+            return prediction["label"]
+        raise NotImplementedError(f"task '{self.name}' does not implement prediction_gold: {FEEDBACK_HINT}")
+
+    def feedback_gold(self, example: Any, prediction: dict[str, Any], correction: Mapping[str, Any],
+                      labels: Sequence[str], options: ComponentOptions) -> Any:
+        """Validate a user's correction of ``prediction`` and return it as a store ``gold``.
+
+        ``correction`` is the ``POST /feedback`` body without ``prediction_id``: ``{"correct": true}``
+        or exactly one of ``feedback_fields`` (the server has checked that no other field is
+        present). Raise ``DataError`` whose message starts with the field and says what was
+        expected, e.g. ``label: expected one of alarm, music, weather; got 'x'`` (the server answers
+        422 with it and records nothing). Default: ``correct: true`` gives ``prediction_gold``;
+        ``label`` (``text_class`` tasks) must be one of ``labels``.
+        """
+        from assistant_builder.errors import DataError
+        from assistant_builder.feedback import require_label
+
+        if correction.get("correct") is True:
+            return self.prediction_gold(example, prediction)
+        if self.labelling_kind == "text_class" and "label" in correction:
+            return require_label(correction["label"], labels, "label")
+        accepted = ", ".join(["correct", *self.feedback_fields])
+        raise DataError(f"expected one of the fields {accepted} with the right answer, got {', '.join(sorted(correction)) or 'none'}")
+
+    def prediction_confidence(self, prediction: dict[str, Any]) -> float | None:
+        """How sure the model is of ``prediction``, in [0, 1] (1: sure); ``None`` when the task has no measure.
+
+        ``builder serve --capture uncertain`` stores predictions below ``capture_threshold``, and
+        the store orders its queue by it. A prediction with ``"in_scope": false`` (rejected by an
+        out-of-scope rule) must count as uncertain: return 0. Default
+        (``assistant_builder.feedback.default_confidence``): 0 for out-of-scope predictions, else the
+        margin between the two best scores of ``top``, else the lowest entity ``score``, else ``score``.
+        """
+        from assistant_builder.feedback import default_confidence
+
+        return default_confidence(prediction)
 
 
 def default_example_view(example: Any) -> ExampleView:

@@ -17,9 +17,9 @@ from assistant_builder import __version__
 from assistant_builder.errors import BuilderError
 
 #: subcommands, in the order ``--help`` lists them; each lives in its own module under ``assistant_builder.cli``
-SUBCOMMANDS = ("init", "run", "validate", "data", "plugins", "predict", "serve", "tui")
+SUBCOMMANDS = ("init", "run", "validate", "data", "plugins", "predict", "serve", "feedback", "tui")
 #: subcommands whose module is not named after them (``init`` and ``plugins`` would shadow other names)
-MODULES = {"init": "init_cmd", "plugins": "plugins_cmd"}
+MODULES = {"init": "init_cmd", "plugins": "plugins_cmd", "feedback": "feedback_cmd"}
 
 
 def build_parser() -> argparse.ArgumentParser:

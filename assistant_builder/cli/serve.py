@@ -1,7 +1,8 @@
 """``builder serve RUN_DIR_OR_BUNDLE``: serve an exported ONNX bundle over HTTP, torch-free.
 
-Starlette + uvicorn; routes ``POST /predict``, ``GET /health``, ``/info``, ``/metrics``,
-``/openapi.json`` and ``/docs``. Binds 127.0.0.1 unless told otherwise. The server code is
+Starlette + uvicorn; routes ``POST /predict``, ``POST /feedback`` (with ``--feedback``),
+``POST /admin/reload`` and ``/admin/rollback`` (with ``--token``), ``GET /health``, ``/info``,
+``/metrics``, ``/openapi.json`` and ``/docs``. Binds 127.0.0.1 unless told otherwise. The server code is
 imported only when the command runs, so ``builder --help`` stays fast.
 """
 
@@ -37,6 +38,32 @@ def _milliseconds(value: str) -> float:
     return number
 
 
+def _unit(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value!r}")
+    return number
+
+
+def _non_negative(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got {value!r}")
+    return int(value)
+
+
+def _seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not 0 < number <= 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 3600, got {value!r}")
+    return number
+
+
 def _size(value: str) -> int:
     from assistant_builder.serve.settings import parse_size
 
@@ -54,6 +81,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Serve an exported ONNX bundle over HTTP: POST /predict, GET /health, /info, /metrics, /docs.",
         epilog="examples:\n  builder serve runs/quickstart-20250101-120000\n"
                "  builder serve runs/my-run --port 9000 --token s3cret --micro-batch-ms 5\n"
+               "  builder serve runs/my-run --feedback recipes/my.toml --watch runs   # feedback loop, see docs/feedback.md\n"
                "  curl -s localhost:8000/predict -H 'Content-Type: application/json' -d '{\"inputs\": [\"wake me at 7\"]}'\n\n"
                "With --workers N each worker process loads its own copy of the model (N times the memory);\n"
                "/metrics then reports the worker that answered the scrape.",
@@ -85,6 +113,31 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="concurrent model calls per worker (default: cores / workers)")
     parser.add_argument("--graceful-timeout", type=positive_int, default=30, metavar="SECONDS",
                         help="on Ctrl+C/SIGTERM, how long in-flight requests may take to finish (default 30)")
+    feedback = parser.add_argument_group("feedback and capture (docs/feedback.md)")
+    feedback.add_argument("--feedback", default=None, metavar="STORE_OR_RECIPE",
+                          help="record POST /feedback and captured predictions in this labelling store (*.labels.sqlite, created "
+                               "if absent), or a recipe's store; every prediction then carries a prediction_id")
+    feedback.add_argument("--capture", choices=("none", "uncertain", "all"), default="uncertain",
+                          help="with --feedback, also store predictions: none (only what users send to /feedback), uncertain "
+                               "(below --capture-threshold; out-of-scope ones always), all (default uncertain)")
+    feedback.add_argument("--capture-threshold", type=_unit, default=None, metavar="C",
+                          help="confidence below which a prediction is uncertain (default: the task's; classification 0.7 "
+                               "top-2 margin, ner 0.6 entity score, qa 0.5 answer score)")
+    feedback.add_argument("--capture-max", type=_non_negative, default=10_000, metavar="N",
+                          help="captured items waiting to be labelled, at most; the oldest go first (default 10000; 0: no limit)")
+    feedback.add_argument("--feedback-window", type=positive_int, default=10_000, metavar="N",
+                          help="recent predictions POST /feedback can refer to (captured ones always; default 10000)")
+    reload = parser.add_argument_group("hot reload (POST /admin/reload needs --token; or SIGHUP)")
+    reload.add_argument("--watch", default=None, metavar="RUNS_DIR",
+                        help="reload when a newer finished run of the same recipe appears in RUNS_DIR")
+    reload.add_argument("--watch-interval", type=_seconds, default=5.0, metavar="SECONDS",
+                        help="how often --watch looks (default 5)")
+    reload.add_argument("--allow-label-change", action="store_true",
+                        help="accept a reloaded model whose label set differs (default: refused)")
+    reload.add_argument("--regression", default=None, metavar="FILE.jsonl",
+                        help='a pinned set a reloaded model must not do worse on: lines {"input": ..., "label"|"entities"|"answer": ...}')
+    reload.add_argument("--max-regression", type=_unit, default=0.01, metavar="DROP",
+                        help="largest drop of the task's primary metric on --regression a reload may have (default 0.01)")
     parser.set_defaults(handler=run)
     return parser
 
@@ -101,5 +154,8 @@ def run(args: argparse.Namespace) -> int:
         path=args.path, host=args.host, port=args.port, workers=args.workers, variant=args.variant, token=token,
         max_batch=args.max_batch, max_text_chars=args.max_text_chars, max_body_bytes=args.max_body_bytes,
         queue_size=args.queue_size, max_queue_wait_ms=args.max_queue_wait_ms, micro_batch_ms=args.micro_batch_ms,
-        threads=args.threads or default_threads(args.workers), graceful_timeout=args.graceful_timeout)
+        threads=args.threads or default_threads(args.workers), graceful_timeout=args.graceful_timeout,
+        feedback=args.feedback, capture=args.capture, capture_threshold=args.capture_threshold, capture_max=args.capture_max,
+        feedback_window=args.feedback_window, watch=args.watch, watch_interval=args.watch_interval,
+        allow_label_change=args.allow_label_change, regression=args.regression, max_regression=args.max_regression)
     return serve(settings)

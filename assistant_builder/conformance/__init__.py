@@ -106,6 +106,9 @@ def run_conformance(component: type[Any], *, model_dir: Path | None = None, work
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             checker(recorder, component, workspace)
+            if kind == "task":  # the optional feedback contract (builder serve --feedback, data.extra)
+                from assistant_builder.conformance.feedback_check import check_task_feedback
+                check_task_feedback(recorder, component, workspace)
     finally:
         if own:
             workspace.close()

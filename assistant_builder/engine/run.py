@@ -18,6 +18,8 @@ from assistant_builder.contracts import ExportJob, TrainingJob
 from assistant_builder.engine import rundir
 from assistant_builder.distributed import process_rank
 from assistant_builder.engine.exporting import export_and_verify
+from assistant_builder.engine.extra_data import add_extra_data
+from assistant_builder.engine.extra_data import describe as describe_extra
 from assistant_builder.engine.metrics_log import MetricsLog
 from assistant_builder.engine.seeding import seed_everything
 from assistant_builder.engine.store_data import materialise_store_data
@@ -52,6 +54,7 @@ def resolved_recipe(loaded: LoadedRecipe) -> dict[str, Any]:
     data = recipe.data.model_copy(update={
         "train": loaded.resolve(recipe.data.train),
         "validation": loaded.resolve(recipe.data.validation) if recipe.data.validation else None,
+        "extra": [loaded.resolve(path) for path in recipe.data.extra],
     })
     base = recipe.model.base
     if base not in ALIASES:
@@ -83,6 +86,7 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
     data = recipe.data.model_copy(update={
         "train": loaded.resolve(recipe.data.train),
         "validation": loaded.resolve(recipe.data.validation) if recipe.data.validation else None,
+        "extra": [loaded.resolve(path) for path in recipe.data.extra],
     })
     metric = recipe.train.metric or task.primary_metric
 
@@ -98,9 +102,18 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
         events.on_stage_start(StageStarted("load data", str(data.train)))
         data = materialise_store_data(data, task, task_options, run_dir)
         task_data = task.load_data(data, task_options)
+        extra: dict[str, Any] = {}
+        if data.extra:
+            events.on_stage_start(StageStarted("extra data", ", ".join(str(path) for path in data.extra)))
+            task_data, extra = add_extra_data(task, task_data, data.extra, task_options, run_dir)
+            events.on_stage_start(StageStarted("extra data", describe_extra(extra)))
         if resume_dir is None and rank == 0:
             rundir.write_recipe_copies(run_dir, loaded.source, resolved_recipe(loaded))
-            rundir.write_provenance(run_dir, loaded.source, task_data.sources, recipe.train.seed, base_model, list(overrides))
+            provenance = rundir.write_provenance(run_dir, loaded.source, task_data.sources, recipe.train.seed, base_model, list(overrides))
+            if extra:  # how many training examples came from each source
+                provenance["data"]["extra"] = extra["stores"]
+                provenance["training_examples"] = extra["training_examples"]
+                atomic_write_json(run_dir / "provenance.json", provenance)
         events.on_run_start(RunStarted(run_dir, recipe.name, task.name, trainer.name, len(task_data.train),
                                        len(task_data.validation), tuple(task_data.labels)))
         if rank == 0:
@@ -184,6 +197,8 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
             "exports": [r.to_dict() for r in export_reports], "model_dir": str(run_dir / "model"),
             "predict_example": task.predict_example,
         }
+        if extra:
+            summary["extra_data"] = {"stores": extra["stores"], "training_examples": extra["training_examples"]}
         atomic_write_json(run_dir / "summary.json", summary)
         events.on_run_end(RunEnded(run_dir, summary))
         return RunResult(run_dir, evaluation.metrics, summary["exports"], summary)

@@ -11,7 +11,9 @@ Tables:
   unlabelled), ``status`` (``todo``, ``labelled``, ``skipped``, ``review``), ``suggestion`` (a model
   prediction, JSON) and its ``margin`` (top-1 minus top-2 score: smaller = less certain), ``note``.
 * ``history``: append-only, one row per change a person made (``label``, ``skip``, ``send_back``,
-  ``undo``, ``redo``): item, state before and after, time. Never updated or deleted.
+  ``undo``, ``redo``, and ``feedback`` from ``builder serve``): item, state before and after, time.
+  Never updated; rows are deleted only with their item by an explicit purge
+  (``builder feedback --purge``, see ``serve_store.py``).
 * ``undo_stack`` + ``meta.undo_top``: positions of the history rows that undo/redo walk. A new
   decision drops everything above the top (the redo branch), exactly like an editor; the stack is
   unbounded, so undo is unlimited (and survives restarts).
@@ -154,19 +156,28 @@ class LabelStore:
         for row in self.db.execute(f"SELECT {self._COLUMNS} FROM items {where} ORDER BY id", args):
             yield self._item(row)  # type: ignore[misc]
 
-    def next_item(self, order: str = "uncertainty") -> Item | None:
+    def next_item(self, order: str = "uncertainty", source: str | None = None) -> Item | None:
         """The next item to label: items sent back for review first, then ``todo`` items, either in
         input order or (``order="uncertainty"``) least margin first, items without a suggestion last.
-        Each query is one index lookup (``items_status`` / ``items_status_margin``)."""
-        queries = [f"SELECT {self._COLUMNS} FROM items WHERE status = 'review' ORDER BY id LIMIT 1"]
+        Each query is one index lookup (``items_status`` / ``items_status_margin``). With ``source``,
+        only items of that source family (``serve``; ``inbox.txt`` for ``inbox.txt:12``...)."""
+        where = " AND (source = :source OR substr(source, 1, length(:source) + 1) = :source || ':')" if source else ""
+        queries = [f"SELECT {self._COLUMNS} FROM items WHERE status = 'review'{where} ORDER BY id LIMIT 1"]
         if order == "uncertainty":
-            queries.append(f"SELECT {self._COLUMNS} FROM items WHERE status = 'todo' AND margin IS NOT NULL ORDER BY margin, id LIMIT 1")
-        queries.append(f"SELECT {self._COLUMNS} FROM items WHERE status = 'todo' ORDER BY id LIMIT 1")
+            queries.append(f"SELECT {self._COLUMNS} FROM items WHERE status = 'todo' AND margin IS NOT NULL{where} ORDER BY margin, id LIMIT 1")
+        queries.append(f"SELECT {self._COLUMNS} FROM items WHERE status = 'todo'{where} ORDER BY id LIMIT 1")
         for query in queries:
-            found = self._item(self.db.execute(query).fetchone())
+            found = self._item(self.db.execute(query, {"source": source} if source else {}).fetchone())
             if found is not None:
                 return found
         return None
+
+    def queue_sources(self) -> dict[str, int]:
+        """Items waiting (``todo`` or ``review``) per source family, e.g. ``{"inbox.txt": 20, "serve": 7}``."""
+        family = "CASE WHEN instr(source, ':') > 0 THEN substr(source, 1, instr(source, ':') - 1) ELSE source END"
+        rows = self.db.execute(f"SELECT {family} AS family, count(*) FROM items WHERE status IN ('todo', 'review') "
+                               "GROUP BY family ORDER BY family")
+        return {name: count for name, count in rows}
 
     # -- decisions --------------------------------------------------------------------------------
     def _change(self, db: sqlite3.Connection, item_id: int, gold: Any, status: str, kind: str, note: str | None = None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Section(BaseModel):
@@ -40,6 +40,19 @@ class DataSection(Section):
     dataset_train_split: str = Field("train", min_length=1, description="split of a saved Hugging Face DatasetDict that data.train reads")
     dataset_validation_split: str = Field("validation", min_length=1, description="split of a saved DatasetDict that data.validation reads "
                                           "(data.validation may name the same folder as data.train)")
+    extra: list[Path] = Field(default_factory=list, description="labelling stores (*.labels.sqlite, e.g. the one `builder serve "
+                              "--feedback` and `builder tui` write) whose labelled items are added to the training data only: "
+                              "de-duplicated against it (a store's different label wins and is reported), never put in validation; "
+                              "provenance.json counts the examples from each source")
+
+    @field_validator("extra")
+    @classmethod
+    def _extra_are_stores(cls, paths: list[Path]) -> list[Path]:
+        wrong = [str(p) for p in paths if not str(p).endswith(".labels.sqlite")]
+        if wrong:
+            raise ValueError(f"expected labelling stores (*.labels.sqlite), got {', '.join(repr(w) for w in wrong)}; "
+                             "training files go in data.train")
+        return paths
 
 
 class TrainSection(Section):

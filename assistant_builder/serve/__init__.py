@@ -3,8 +3,10 @@
 ``create_app(ServeSettings(path=...), predictor=load_predictor(path))`` returns the ASGI app;
 ``serve(settings)`` runs it under uvicorn. Modules: ``settings`` (options), ``payload`` (request
 validation), ``engine`` (bounded queue, thread pool, micro-batching), ``metrics`` (Prometheus
-text), ``openapi`` (schema and docs page), ``app`` (routes and middleware), ``server`` (uvicorn,
-signals, workers). Imports starlette and the runtime only when those modules are imported.
+text), ``openapi`` (schema and docs page), ``app`` (routes and middleware), ``state`` (what the
+routes share), ``http`` (shared response helpers), ``models`` (the swappable model slot),
+``capture`` and ``feedback_api`` (``--feedback``: prediction ids, capture, ``POST /feedback``),
+``reload``, ``admin``, ``regression`` and ``watch`` (hot swap), ``server`` (uvicorn, signals, workers). Imports starlette and the runtime only when those modules are imported.
 """
 
 from __future__ import annotations

@@ -1,14 +1,16 @@
-"""The Starlette app: ``/predict``, ``/health``, ``/info``, ``/metrics``, ``/openapi.json`` and ``/docs``.
+"""The Starlette app: ``/predict``, ``/feedback``, ``/admin/reload``, ``/admin/rollback``, ``/health``,
+``/info``, ``/metrics``, ``/openapi.json`` and ``/docs``.
 
 ``create_app(settings, predictor=...)`` builds it around a loaded predictor (``builder serve``
 with one worker loads the model before binding the port, so load errors are reported cleanly);
-without one, the lifespan loads it (the ``--workers N`` factory, ``app_from_env``). Imports
-starlette, the runtime and the core only: never torch or transformers.
+without one, the lifespan loads it (the ``--workers N`` factory, ``app_from_env``). The model is a
+swappable ``ModelSlot`` (``serve/models.py``, ``serve/reload.py``); feedback and capture live in
+``serve/capture.py`` and ``serve/feedback_api.py``. Imports starlette, the runtime and the core
+only: never torch or transformers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hmac
 import json
@@ -27,17 +29,19 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant_builder.errors import DataError
-from assistant_builder.runtime.predictor import Predictor, load_predictor
-from assistant_builder.serve.engine import Engine, Job, QueueFull, Scheduler
-from assistant_builder.serve.metrics import CONTENT_TYPE, ServeMetrics
-from assistant_builder.serve.openapi import build_openapi, example_request, render_docs
-from assistant_builder.serve.payload import OptionsCache, RequestError, decode_json, parse_predict
+from assistant_builder.runtime.predictor import Predictor
+from assistant_builder.serve import admin, feedback_api
+from assistant_builder.serve.engine import Engine, Job, QueueFull
+from assistant_builder.serve.http import LOG_KEY, ApiJSONResponse, error_response, read_body
+from assistant_builder.serve.metrics import CONTENT_TYPE
+from assistant_builder.serve.payload import RequestError, decode_json, parse_predict
 from assistant_builder.serve.settings import ServeSettings
+from assistant_builder.serve.state import ServeState
 
-ROUTES = ("/predict", "/health", "/info", "/metrics", "/openapi.json", "/docs")
+__all__ = ["LOG_KEY", "ApiJSONResponse", "ServeState", "create_app", "error_response", "read_body"]
+
+ROUTES = ("/predict", "/feedback", "/admin/reload", "/admin/rollback", "/health", "/info", "/metrics", "/openapi.json", "/docs")
 OPEN_ROUTES = ("/health",)
-#: scope key where handlers leave details for the request log line (batch size, error code).
-LOG_KEY = "assistant_builder.serve"
 
 access_log = logging.getLogger("assistant_builder.serve.access")
 error_log = logging.getLogger("assistant_builder.serve")
@@ -52,85 +56,6 @@ def _configure_logging() -> None:
             logger.addHandler(handler)
             logger.setLevel(logging.INFO)
             logger.propagate = False
-
-
-def _to_builtin(value: Any) -> Any:
-    """JSON fallback for numpy scalars and arrays a task's ``decode`` may return."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-class ApiJSONResponse(JSONResponse):
-    def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=_to_builtin).encode("utf-8")
-
-
-def error_response(error: RequestError) -> JSONResponse:
-    return ApiJSONResponse(error.body(), status_code=error.status, headers=error.headers)
-
-
-class ServeState:
-    """What the routes share: settings, model, scheduler, metrics, and the server's status."""
-
-    def __init__(self, settings: ServeSettings, predictor: Predictor | None, engine: Engine | None) -> None:
-        self.settings = settings
-        self.predictor = predictor
-        self.engine = engine
-        self.metrics = ServeMetrics()
-        self.status = "starting"  # -> "ready" -> "draining"
-        self.scheduler: Scheduler | None = None
-        self.options: OptionsCache | None = None
-        self.openapi: dict[str, Any] = {}
-        self.docs = ""
-        self.model: dict[str, Any] = {}
-
-    def begin_drain(self) -> None:
-        """Called on SIGINT/SIGTERM: /health turns 503 and new predictions are refused."""
-        self.status = "draining"
-
-    def info(self) -> dict[str, Any]:
-        assert self.predictor is not None
-        s = self.settings
-        limits = {"max_batch": s.max_batch, "max_text_chars": s.max_text_chars, "max_body_bytes": s.max_body_bytes,
-                  "queue_size": s.queue_size, "max_queue_wait_ms": s.max_queue_wait_ms, "micro_batch_ms": s.micro_batch_ms, "threads": s.threads}
-        return {**self.predictor.info, "limits": limits}
-
-    async def prepare(self) -> None:
-        """Load the model if needed, start the scheduler and build the schema; then report ready."""
-        loop = asyncio.get_running_loop()
-        s = self.settings
-        if self.predictor is None:
-            self.predictor = await loop.run_in_executor(
-                None, lambda: load_predictor(s.path, s.variant, threads=s.ort_threads))
-        predictor = self.predictor
-        self.engine = self.engine or Engine(predictor)
-        self.options = OptionsCache(predictor)
-        info = self.info()
-        self.model = {"task": info["task"], "variant": info["variant"], "base_model": info.get("base_model")}
-        self.metrics.model.set(1, info["task"], info["variant"])
-        self.scheduler = Scheduler(self.engine, threads=s.threads, queue_size=s.queue_size, max_batch=s.max_batch,
-                                   micro_batch_ms=s.micro_batch_ms, metrics=self.metrics, max_queue_wait_ms=s.max_queue_wait_ms)
-        self.scheduler.start()
-        example = await loop.run_in_executor(None, self._example_response, info["task"])
-        self.openapi = build_openapi(info, max_batch=s.max_batch, max_text_chars=s.max_text_chars,
-                                     max_body_bytes=s.max_body_bytes, auth=bool(s.token), example_response=example)
-        self.docs = render_docs(self.openapi)
-        self.status = "ready"
-
-    def _example_response(self, task: str) -> dict[str, Any] | None:
-        """The documented example request, really predicted (outside the metrics); None if it does not parse."""
-        assert self.predictor is not None and self.options is not None
-        body = example_request(task)
-        raws = body.get("inputs") or [body.get("input")]
-        try:
-            job = Job(self.predictor.parse(raws), self.options.get(body.get("top_k")))
-            [predictions] = Engine(self.predictor).run([job])  # not self.engine: tests may gate that one
-            if isinstance(predictions, BaseException):
-                return None
-        except Exception:  # noqa: BLE001 - an example the installed task rejects is simply not shown
-            return None
-        return json.loads(json.dumps({"predictions": predictions, "model": self.model}, default=_to_builtin))
 
 
 class Gate:
@@ -195,22 +120,6 @@ class Gate:
             access_log.info(json.dumps(record))
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    too_large = RequestError(413, "body_too_large", f"request body: expected at most {limit} bytes",
-                             hint="send fewer or shorter inputs per request, or start the server with a larger "
-                                  "--max-body-bytes", headers={"Connection": "close"})
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _busy(code: str, message: str, retry_after: int = 1) -> RequestError:
     return RequestError(503, code, message, hint="retry after the number of seconds in Retry-After",
                         headers={"Retry-After": str(retry_after)})
@@ -223,13 +132,16 @@ async def predict(request: Request) -> Response:
     try:
         if state.status != "ready":
             raise _busy("shutting_down" if state.status == "draining" else "not_ready", f"the server is {state.status}")
-        body = await _read_body(request, s.max_body_bytes)
-        assert state.predictor is not None and state.options is not None and state.scheduler is not None
-        parsed = parse_predict(decode_json(body), state.predictor, state.options, max_batch=s.max_batch,
+        body = await read_body(request, s.max_body_bytes)
+        slot = state.slot  # read once: this request runs and is answered with this model, even if a reload swaps it
+        assert state.scheduler is not None
+        parsed = parse_predict(decode_json(body), slot.predictor, slot.options, max_batch=s.max_batch,
                                max_text_chars=s.max_text_chars)
         details["batch_size"] = len(parsed.examples)
         try:
-            predictions = await state.scheduler.submit(Job(parsed.examples, parsed.options))
+            predictions = await state.scheduler.submit(Job(parsed.examples, parsed.options, engine=slot.engine))
+            if state.feedback is not None:
+                state.feedback.after_predict(slot, parsed.inputs, parsed.examples, predictions)
         except QueueFull as busy:
             state.metrics.shed.inc(busy.code)
             raise _busy(busy.code, busy.message, busy.retry_after) from None
@@ -243,7 +155,7 @@ async def predict(request: Request) -> Response:
         error_log.exception("prediction failed")
         details["error"] = "internal_error"
         return error_response(RequestError(500, "internal_error", f"prediction failed: {type(exc).__name__}: {exc}"))
-    return ApiJSONResponse({"predictions": predictions, "model": state.model})
+    return ApiJSONResponse({"predictions": predictions, "model": slot.model})
 
 
 async def health(request: Request) -> Response:
@@ -289,11 +201,13 @@ def create_app(settings: ServeSettings, *, predictor: Predictor | None = None, e
             yield
         finally:
             state.begin_drain()
-            if state.scheduler is not None:
-                await state.scheduler.stop()
+            await state.shutdown()
 
     routes = [
         Route("/predict", predict, methods=["POST"]),
+        Route("/feedback", feedback_api.feedback, methods=["POST"]),
+        Route("/admin/reload", admin.reload, methods=["POST"]),
+        Route("/admin/rollback", admin.rollback, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/info", info, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

@@ -55,6 +55,9 @@ class Job:
     future: asyncio.Future[list[dict[str, Any]]] | None = field(default=None, repr=False)
     #: event-loop time at which the job joined the queue
     enqueued: float = 0.0
+    #: the model to run it on (the one its request was parsed with; a hot swap does not move queued
+    #: jobs); None: the scheduler's own engine
+    engine: Engine | None = field(default=None, repr=False)
 
 
 class Engine:
@@ -210,8 +213,8 @@ class Scheduler:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self._arrived.wait(), remaining)
                     continue
-                if examples + len(self.pending[0].examples) > self.max_batch:
-                    break  # it starts the next call
+                if examples + len(self.pending[0].examples) > self.max_batch or self.pending[0].engine is not batch[0].engine:
+                    break  # it starts the next call (one call runs one model)
                 job = self.pending.popleft()
                 if self._expired(job) or (job.future is not None and job.future.done()):
                     continue  # too late, or the client went away
@@ -245,7 +248,8 @@ class Scheduler:
             loop = asyncio.get_running_loop()
             started = loop.time()
             try:
-                results: list[Any] = await loop.run_in_executor(self.executor, self.engine.run, batch)
+                engine = batch[0].engine or self.engine
+                results: list[Any] = await loop.run_in_executor(self.executor, engine.run, batch)
             except Exception as exc:  # noqa: BLE001 - the whole call failed: every request gets the error
                 results = [exc] * len(batch)
             self._record_cost((loop.time() - started) / len(batch))

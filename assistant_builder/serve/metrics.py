@@ -72,6 +72,11 @@ class Gauge(Counter):
         with self._lock:
             self.values[labels] = float(value)
 
+    def replace(self, value: float, *labels: str) -> None:
+        """Drop every labelled value and set this one (an info gauge after the model changed)."""
+        with self._lock:
+            self.values = {labels: float(value)}
+
 
 class Histogram(_Metric):
     kind = "histogram"
@@ -125,11 +130,22 @@ class ServeMetrics:
                                     "requests when micro-batching).", (1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
         self.batch_requests = Histogram(f"{p}_inference_batch_requests", "Requests served by one model call.",
                                         (1, 2, 4, 8, 16, 32, 64))
-        self.model = Gauge(f"{p}_model_info", "The loaded model (always 1).", ("task", "variant"))
+        self.model = Gauge(f"{p}_model_info", "The model answering now (always 1).", ("task", "variant", "version"))
         self.shed = Counter(f"{p}_requests_shed_total", "Prediction requests answered 503 to shed load, by reason "
                             "(queue_full, overloaded: expected wait too long, queue_timeout: waited too long).", ("reason",))
+        self.feedback = Counter(f"{p}_feedback_total", "POST /feedback requests recorded in the store, by the status the item "
+                                "got (labelled, review).", ("status",))
+        self.capture = Counter(f"{p}_captured_predictions_total", "Predictions offered to the store by --capture, by outcome "
+                               "(stored, duplicate: input already in the store, dropped: writer queue full, never blocking a "
+                               "prediction, evicted: removed by --capture-max, failed: store write error).", ("result",))
+        self.capture_queue = Gauge(f"{p}_capture_queue_depth", "Captured predictions waiting for the store writer.")
+        self.reloads = Counter(f"{p}_model_reloads_total", "Model reloads, by result (swapped, unchanged, refused, rolled_back) "
+                               "and reason of a refusal.", ("result", "reason"))
+        self.reload_seconds = Histogram(f"{p}_model_reload_seconds", "Time from a reload request to the swap (swapped reloads).",
+                                        (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0))
 
     def render(self) -> str:
         metrics = (self.requests, self.errors, self.latency, self.in_flight, self.queue_depth, self.batch_size,
-                   self.batch_requests, self.model, self.shed)
+                   self.batch_requests, self.model, self.shed, self.feedback, self.capture, self.capture_queue, self.reloads,
+                   self.reload_seconds)
         return "\n".join(line for metric in metrics for line in metric.render()) + "\n"

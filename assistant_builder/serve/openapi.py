@@ -46,9 +46,56 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": _json_content({"$ref": "#/components/schemas/Error"})}
 
 
+#: example correction per task (``POST /feedback``), besides ``correct``
+EXAMPLE_CORRECTIONS: dict[str, dict[str, Any]] = {
+    "classification": {"label": "set_alarm"},
+    "ner": {"entities": [{"start": 22, "end": 30, "label": "date"}]},
+    "qa": {"answer": {"start": 18, "end": 22}},
+}
+
+
+def _feedback_operations(task: str, fields: tuple[str, ...], responses: Any) -> dict[str, Any]:
+    example = {"prediction_id": "3fa2c1d0-1a", **EXAMPLE_CORRECTIONS.get(task, {"correct": True})}
+    body = {"type": "object", "required": ["prediction_id"], "additionalProperties": False,
+            "description": "`correct: true` (the prediction was right), `correct: false` (wrong, right answer unknown: queued "
+                           f"for review), or the right answer in one of: {', '.join(fields) or 'none'}.",
+            "properties": {"prediction_id": {"type": "string"}, "correct": {"type": "boolean"}, **{f: {} for f in fields}}}
+    return {"post": {
+        "summary": "Record whether a prediction was right, or the right answer, in the labelling store (answered after the commit)",
+        "operationId": "feedback",
+        "requestBody": {"required": True, "content": _json_content(body, example)},
+        "responses": responses(
+            {"description": "recorded: item id and status (labelled, review)", "content": _json_content({"type": "object"})},
+            ("404", _error("unknown prediction_id")), ("413", _error("body too large")),
+            ("422", _error("invalid field; the message names it (and the allowed labels)")),
+            ("503", _error("the store could not be written; nothing was recorded"))),
+    }}
+
+
+def _admin_operations(responses: Any) -> dict[str, Any]:
+    reload_body = {"type": "object", "required": ["path"], "properties": {"path": {"type": "string"}}, "additionalProperties": False}
+    refused = _error("refused (the old model keeps serving): reason load_failed, verification_failed, task_changed, "
+                     "labels_changed, smoke_failed, regression; or reload_in_progress")
+    return {
+        "/admin/reload": {"post": {
+            "summary": "Load a run or bundle in the background, check it, and swap it in without failing a request (token needed)",
+            "operationId": "reload",
+            "requestBody": {"required": True, "content": _json_content(reload_body, {"path": "runs/my-run-20260101-120000"})},
+            "responses": responses({"description": "swapped (or unchanged: same version)"}, ("403", _error("no token configured")),
+                                   ("409", refused), ("422", _error("invalid body"))),
+        }},
+        "/admin/rollback": {"post": {
+            "summary": "Swap back to the model served before the last swap (token needed)",
+            "operationId": "rollback",
+            "responses": responses({"description": "rolled back"}, ("403", _error("no token configured")),
+                                   ("409", _error("no previous model"))),
+        }},
+    }
+
+
 def build_openapi(info: dict[str, Any], *, max_batch: int, max_text_chars: int, max_body_bytes: int,
-                  auth: bool, example_response: Any = None) -> dict[str, Any]:
-    """The OpenAPI 3.1 document for this server and its loaded model."""
+                  auth: bool, example_response: Any = None, feedback_fields: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for this server and its loaded model (``feedback_fields``: with ``--feedback``)."""
     task = info.get("task", "")
     request_schema = {
         "type": "object",
@@ -67,7 +114,7 @@ def build_openapi(info: dict[str, Any], *, max_batch: int, max_text_chars: int, 
         "properties": {
             "predictions": {"type": "array", "items": {"type": "object"}, "description": "one per input, in order"},
             "model": {"type": "object", "properties": {"task": {"type": "string"}, "variant": {"type": "string"},
-                                                        "base_model": {"type": ["string", "null"]}}},
+                                                        "base_model": {"type": ["string", "null"]}, "version": {"type": "string"}}},
         },
     }
     busy = {**_error("the queue is full, or the server is starting or shutting down; retry after `Retry-After` seconds"),
@@ -111,7 +158,11 @@ def build_openapi(info: dict[str, Any], *, max_batch: int, max_text_chars: int, 
                                   "responses": responses({"description": "OpenAPI 3.1 document"})}},
         "/docs": {"get": {"summary": "Human-readable API page", "operationId": "docs",
                           "responses": responses({"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}})}},
+        **_admin_operations(responses),
     }
+    if feedback_fields is not None:
+        operations["/feedback"] = _feedback_operations(task, feedback_fields, responses)
+        predict_response["properties"]["predictions"]["description"] += "; each carries a prediction_id for POST /feedback"
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": f"assistant-builder: {task} model", "version": __version__,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,16 +27,18 @@ class RequestError(Exception):
     """A request the server refuses: HTTP status, a short machine-readable code, and the message."""
 
     def __init__(self, status: int, code: str, message: str, hint: str | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+                 headers: Mapping[str, str] | None = None, extra: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.hint = hint
         self.headers = dict(headers or {})
+        #: more machine-readable fields of the error object (e.g. a refused reload's ``reason``)
+        self.extra = dict(extra or {})
 
     def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        error: dict[str, Any] = {"code": self.code, "message": self.message, **self.extra}
         if self.hint:
             error["hint"] = self.hint
         return {"error": error}
@@ -53,6 +55,8 @@ class PredictRequest:
     examples: list[Any]
     options: ComponentOptions
     single: bool
+    #: the raw inputs, in order (what ``POST /feedback`` re-parses and the store keeps)
+    inputs: list[Any] = field(default_factory=list)
 
 
 def _type_name(value: Any) -> str:
@@ -143,4 +147,4 @@ def parse_predict(data: Any, predictor: Predictor, options: OptionsCache, *, max
         examples = predictor.parse(raws, sources)
     except DataError as exc:
         raise invalid(exc.message, exc.hint) from None
-    return PredictRequest(examples, task_options, single)
+    return PredictRequest(examples, task_options, single, list(raws))

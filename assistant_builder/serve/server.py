@@ -59,12 +59,17 @@ def _config(settings: ServeSettings, app: Any, **extra: Any) -> dict[str, Any]:
             "lifespan": "on", "server_header": False, **extra}
 
 
-def _announce(settings: ServeSettings, info: dict[str, Any]) -> None:
+def _announce(settings: ServeSettings, info: dict[str, Any], extra: dict[str, Any]) -> None:
     mode = f"{settings.workers} worker processes, each with its own model" if settings.workers > 1 else "1 process"
     batching = f"micro-batching {settings.micro_batch_ms:g} ms" if settings.micro_batch_ms else "no micro-batching"
-    print(f"serving {info['task']} model ({info['variant']}) from {info['bundle']} on "
+    print(f"serving {info['task']} model ({info['variant']}) version {extra['version']} from {info['bundle']} on "
           f"http://{settings.host}:{settings.port} ({mode}, {settings.threads} inference threads, {batching}); "
           f"API docs at /docs", file=sys.stderr)
+    for key in ("feedback", "regression"):
+        if key in extra:
+            print(f"  {extra[key]}", file=sys.stderr)
+    if settings.watch:
+        print(f"  watching {settings.watch} every {settings.watch_interval:g} s for a newer run", file=sys.stderr)
     if not settings.token and not is_loopback(settings.host):
         print(f"warning: listening on {settings.host} without a token: anyone who can reach this port can use the "
               "model; pass --token or set ASSISTANT_BUILDER_TOKEN", file=sys.stderr)
@@ -77,7 +82,9 @@ def serve(settings: ServeSettings) -> int:
 
     # Load once here so a bad path, variant or model fails fast with a clear message (exit 2).
     predictor = load_predictor(settings.path, settings.variant, threads=settings.ort_threads)
-    _announce(settings, predictor.info)
+    from assistant_builder.serve.state import preflight
+
+    _announce(settings, predictor.info, preflight(settings, predictor))
     stop_signals: list[int] = []
 
     def remember(sig: int, frame: FrameType | None) -> None:

@@ -19,6 +19,9 @@ SETTINGS_ENV = "ASSISTANT_BUILDER_SERVE_SETTINGS"
 #: environment variable holding the bearer token when ``--token`` is not given.
 TOKEN_ENV = "ASSISTANT_BUILDER_TOKEN"
 
+#: values of ``--capture``
+CAPTURE_MODES = ("none", "uncertain", "all")
+
 _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
 
 
@@ -71,6 +74,26 @@ class ServeSettings:
     intra_op_threads: int = 0
     graceful_timeout: float = 30.0
     max_connections: int = 1024
+    #: labelling store (``*.labels.sqlite``) that feedback and captured predictions go to; None: feedback off
+    feedback: str | None = None
+    #: which predictions to store without being asked: ``none``, ``uncertain`` (below the threshold) or ``all``
+    capture: str = "uncertain"
+    #: captured items waiting to be labelled, at most; the oldest go first (0: no limit)
+    capture_max: int = 10_000
+    #: ``--capture uncertain`` stores predictions whose confidence is below this (None: the task's ``capture_threshold``)
+    capture_threshold: float | None = None
+    #: predictions remembered for ``POST /feedback`` (captured ones can also be found in the store)
+    feedback_window: int = 10_000
+    #: captured predictions waiting for the store writer; more are dropped (counted in /metrics)
+    capture_queue: int = 1024
+    #: folder of run directories to watch for a newer finished run of the same recipe (None: off)
+    watch: str | None = None
+    watch_interval: float = 5.0
+    #: accept a reload whose label set differs from the serving model's
+    allow_label_change: bool = False
+    #: JSONL regression set a reloaded model must not do worse on (by more than ``max_regression``)
+    regression: str | None = None
+    max_regression: float = 0.01
 
     def __post_init__(self) -> None:
         problems = [f"{name}: expected a positive integer, got {getattr(self, name)!r}"
@@ -83,6 +106,21 @@ class ServeSettings:
             problems.append(f"micro_batch_ms: expected 0 (off) or a positive number, got {self.micro_batch_ms}")
         if self.intra_op_threads < 0:
             problems.append(f"intra_op_threads: expected 0 (automatic) or a positive integer, got {self.intra_op_threads}")
+        if self.capture not in CAPTURE_MODES:
+            problems.append(f"capture: expected one of {', '.join(CAPTURE_MODES)}, got {self.capture!r}")
+        for name in ("capture_max", "feedback_window", "capture_queue"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (0 if name == "capture_max" else 1):
+                problems.append(f"{name}: expected a {'non-negative' if name == 'capture_max' else 'positive'} integer, got {value!r}")
+        if self.capture_threshold is not None and not 0.0 <= self.capture_threshold <= 1.0:
+            problems.append(f"capture_threshold: expected a confidence between 0 and 1, got {self.capture_threshold}")
+        if not 0.0 <= self.max_regression <= 1.0:
+            problems.append(f"max_regression: expected a metric drop between 0 and 1, got {self.max_regression}")
+        if self.watch_interval <= 0:
+            problems.append(f"watch_interval: expected a positive number of seconds, got {self.watch_interval}")
+        if self.workers > 1 and (self.feedback or self.watch):
+            problems.append("workers: --feedback and --watch need one worker process (each worker would have its own "
+                            f"predictions and models), got {self.workers}")
         if problems:
             raise ServeError("; ".join(problems))
 

@@ -9,7 +9,9 @@
 Everywhere: ``a`` accepts the model's suggestion, ``s`` skips, ``u`` goes back (undo), ``r`` redoes;
 each decision is committed to the store before the screen moves on. Model in the loop: ``m``
 pre-fills suggestions from the newest run's ONNX bundle in a worker thread, ``o`` orders the queue
-by uncertainty.
+by uncertainty, ``f`` shows only the items of one source (cycling through the sources in the
+queue: ``serve`` for what ``builder serve --feedback`` captured, with the model's guess pre-filled;
+an imported file's name...; then all again).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class LabelScreen(Screen[None]):
         Binding("slash", "filter", "filter", key_display="/", id="label.filter"),
         Binding("m", "suggest", "suggest", id="label.suggest"),
         Binding("o", "toggle_order", "order", id="label.order"),
+        Binding("f", "cycle_source", "source", id="label.source"),
     ]
 
     def __init__(self, project: Project, store: LabelStore, predictor_factory: Any = None) -> None:
@@ -65,6 +68,8 @@ class LabelScreen(Screen[None]):
         self.predictor_factory = predictor_factory
         self.current: Item | None = None
         self.order = "uncertainty"
+        #: show only items of this source family (``serve``, ``inbox.txt``...); None: all
+        self.source: str | None = None
         self.decision_times: list[float] = []
         self.last_ack = ""
         # The label keys depend on the project, so they are added per instance, ahead of the class
@@ -142,7 +147,7 @@ class LabelScreen(Screen[None]):
                 editor.load(sp.editor_words(self.kind, item.payload), spans)
 
     def advance(self) -> None:
-        self.show(self.store.next_item(self.order))
+        self.show(self.store.next_item(self.order, self.source))
 
     def pace(self) -> float | None:
         """Decisions per minute over the last 20 this session."""
@@ -152,7 +157,8 @@ class LabelScreen(Screen[None]):
         return (len(recent) - 1) / ((recent[-1] - recent[0]) / 60.0)
 
     def refresh_progress(self) -> None:
-        self.query_one(ProgressPanel).show(self.store.progress(), self.labels, self.pace(), self.order)
+        order = f"{self.order} · source {self.source}" if self.source else self.order
+        self.query_one(ProgressPanel).show(self.store.progress(), self.labels, self.pace(), order)
 
     def acknowledge(self, text: str) -> None:
         self.last_ack = text
@@ -246,6 +252,20 @@ class LabelScreen(Screen[None]):
     @on(LabelFilter.Closed)
     def _filter_closed(self) -> None:
         self._focus_editor()
+
+    def action_cycle_source(self) -> None:
+        """Next source family with items waiting (in name order), then all sources again."""
+        waiting = self.store.queue_sources()
+        names = sorted(waiting)
+        following = [name for name in names if self.source is None or name > self.source]
+        self.source = following[0] if following else None
+        if self.source is None:
+            self.notify(f"Queue: every source ({sum(waiting.values())} waiting).")
+        else:
+            self.notify(f"Queue: only items from {self.source} ({waiting[self.source]} waiting); f: next source.")
+        if self.supported:
+            self.advance()
+        self.refresh_progress()
 
     def action_toggle_order(self) -> None:
         self.order = "input order" if self.order == "uncertainty" else "uncertainty"

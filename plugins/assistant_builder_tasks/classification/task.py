@@ -157,3 +157,29 @@ class ClassificationTask(Task):
         from assistant_builder_tasks.classification.checks import check_examples
 
         return check_examples(data, options)
+
+    # -- feedback contract (builder serve --feedback, data.extra; see contracts.Task) -------------
+    feedback_fields = ("label",)
+    #: capture predictions whose top-1 minus top-2 probability is below this: on the quickstart model it keeps
+    #: 4% of in-scope requests, half of its errors and half of out-of-scope ones (docs/feedback.md, bench/RESULTS.md)
+    capture_threshold = 0.7
+
+    def to_store(self, example: TextExample) -> Any:
+        from assistant_builder.contracts import StoreRecord
+
+        return StoreRecord({"text": example.text}, example.label, example.source)
+
+    def from_store(self, record: Any, labels: Sequence[str], options: ClassificationOptions) -> TextExample:  # type: ignore[override]
+        from assistant_builder.feedback import require_label
+
+        return TextExample(str(record.payload["text"]), require_label(record.gold, labels, "gold"), None, record.source)
+
+    def prediction_gold(self, example: TextExample, prediction: dict[str, Any]) -> str:
+        """The predicted label (``feedback_gold`` is the base class's: ``label`` must be one of the model's labels)."""
+        return str(prediction["label"])
+
+    def prediction_confidence(self, prediction: dict[str, Any]) -> float | None:
+        """0 for a prediction rejected as out of scope (``"in_scope": false``), else the top-2 margin."""
+        from assistant_builder.feedback import top_margin
+
+        return 0.0 if prediction.get("in_scope") is False else top_margin(prediction)

@@ -185,3 +185,38 @@ class NerTask(Task):
         from assistant_builder_tasks.ner.checks import check_data
 
         return check_data(data, options)
+
+    # -- feedback contract (builder serve --feedback, data.extra; see contracts.Task) -------------
+    feedback_fields = ("entities",)
+    #: capture predictions with an entity whose mean word probability is below this (see docs/feedback.md)
+    capture_threshold = 0.6
+
+    def to_store(self, example: TokenExample) -> Any:
+        from assistant_builder_tasks.ner.feedback import to_store
+
+        return to_store(example)
+
+    def from_store(self, record: Any, labels: Sequence[str], options: NerOptions) -> TokenExample:  # type: ignore[override]
+        from assistant_builder_tasks.ner.feedback import from_store
+
+        return from_store(record, labels)
+
+    def prediction_gold(self, example: TokenExample, prediction: dict[str, Any]) -> list[dict[str, Any]]:
+        from assistant_builder_tasks.ner.feedback import tags_to_token_spans
+
+        return tags_to_token_spans(prediction["tags"])
+
+    def feedback_gold(self, example: TokenExample, prediction: dict[str, Any], correction: Any, labels: Sequence[str],
+                      options: NerOptions) -> Any:  # type: ignore[override]
+        """``{"entities": [{"start", "end", "label"}]}``: character spans of the input text, as predictions give them."""
+        if "entities" in correction:
+            from assistant_builder_tasks.ner.feedback import correction_spans
+
+            return correction_spans(example, correction["entities"], labels)
+        return super().feedback_gold(example, prediction, correction, labels, options)
+
+    def prediction_confidence(self, prediction: dict[str, Any]) -> float | None:
+        """0 when out of scope; else the lowest entity score; ``None`` (no measure) without entities."""
+        from assistant_builder.feedback import lowest_entity_score
+
+        return 0.0 if prediction.get("in_scope") is False else lowest_entity_score(prediction)

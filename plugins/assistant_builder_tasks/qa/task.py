@@ -146,3 +146,38 @@ class QATask(Task):
         from assistant_builder_tasks.qa.checks import check_data
 
         return check_data(data, options, context)
+
+    # -- feedback contract (builder serve --feedback, data.extra; see contracts.Task) -------------
+    feedback_fields = ("answer",)
+    #: capture answers whose probability among the candidate spans is below this (see docs/feedback.md)
+    capture_threshold = 0.5
+
+    def to_store(self, example: QAExample) -> Any:
+        from assistant_builder_tasks.qa.feedback import to_store
+
+        return to_store(example)
+
+    def from_store(self, record: Any, labels: Sequence[str], options: QAOptions) -> QAExample:  # type: ignore[override]
+        from assistant_builder_tasks.qa.feedback import from_store
+
+        return from_store(record, options.allow_unanswerable)
+
+    def prediction_gold(self, example: QAExample, prediction: dict[str, Any]) -> dict[str, Any]:
+        from assistant_builder_tasks.qa.feedback import prediction_gold
+
+        return prediction_gold(prediction)
+
+    def feedback_gold(self, example: QAExample, prediction: dict[str, Any], correction: Any, labels: Sequence[str],
+                      options: QAOptions) -> Any:  # type: ignore[override]
+        """``{"answer": {"start", "end"}}`` in characters of the context (``"text"`` optional), or ``{"answer": null}``."""
+        if "answer" in correction:
+            from assistant_builder.feedback import answer_gold
+
+            return answer_gold(correction["answer"], example.context, options.allow_unanswerable)
+        return super().feedback_gold(example, prediction, correction, labels, options)
+
+    def prediction_confidence(self, prediction: dict[str, Any]) -> float | None:
+        """0 when out of scope; else the answer's probability among the candidate spans."""
+        from assistant_builder.feedback import default_confidence
+
+        return default_confidence(prediction)

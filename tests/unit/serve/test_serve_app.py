@@ -38,7 +38,9 @@ def test_single_and_batch_predictions_match_the_predictor(make_client: Any, serv
     batch = client.post("/predict", json={"inputs": texts})
     assert batch.status_code == 200, batch.text
     body = batch.json()
+    version = body["model"].pop("version")
     assert body["model"] == {"task": "classification", "variant": "fp32", "base_model": "tiny-bert"}
+    assert len(version) == 12 and version == client.get("/info").json()["version"]
     assert [p["label"] for p in body["predictions"]] == [p["label"] for p in expected]
     for got, want in zip(body["predictions"], expected):
         assert got["score"] == pytest.approx(want["score"], abs=1e-6)
@@ -184,7 +186,8 @@ def test_openapi_and_docs(make_client: Any) -> None:
     headers = {"Authorization": "Bearer t"}
     document = json.loads(client.get("/openapi.json", headers=headers).text)
     assert document["openapi"].startswith("3.")
-    assert set(document["paths"]) == {"/predict", "/health", "/info", "/metrics", "/openapi.json", "/docs"}
+    assert set(document["paths"]) == {"/predict", "/health", "/info", "/metrics", "/openapi.json", "/docs", "/admin/reload",
+                                      "/admin/rollback"}  # /feedback too with --feedback
     predict = document["paths"]["/predict"]["post"]
     assert set(predict["responses"]) >= {"200", "401", "413", "422", "503"}
     assert predict["requestBody"]["content"]["application/json"]["example"]["inputs"]
@@ -215,7 +218,8 @@ def test_metrics_count_requests(make_client: Any) -> None:
     assert metric(client, 'assistant_builder_inference_batch_size_sum') == 6
     assert metric(client, "assistant_builder_requests_in_flight") == 1  # the scrape itself
     assert metric(client, "assistant_builder_inference_queue_depth") == 0
-    assert 'assistant_builder_model_info{task="classification",variant="fp32"} 1' in text
+    version = client.get("/info").json()["version"]
+    assert f'assistant_builder_model_info{{task="classification",variant="fp32",version="{version}"}} 1' in text
     assert "# TYPE assistant_builder_request_duration_seconds histogram" in text
 
 
@@ -410,7 +414,7 @@ def test_engine_splits_multi_feature_examples_and_sequence_outputs_per_request()
 
     class Stub:
         task, tokenizer, labels, max_length, pad_token_id = Windows(), None, [], 64, 0
-        output_names, sequence_outputs = ["scores"], ["scores"]
+        output_names, sequence_outputs, input_keys = ["scores"], ["scores"], ()
 
         @staticmethod
         def runner(batch):  # type: ignore[no-untyped-def]
