@@ -15,6 +15,7 @@ Torch-free:
 * ``metrics``: entity-level scores (seqeval, strict IOB2), span errors, classification scores (scikit-learn).
 * ``collate``: padding features into a batch (torch imported inside the function).
 * ``shapes``: word shapes (casing, digits) as a per-token model input, for encoders whose tokenizer lowercases.
+* ``calibration``: temperature scaling of logits, expected calibration error, reliability bins.
 * ``agreement``: how far an exported model's predictions agree with PyTorch's, per example, unit or overlap (``Task.agreement``).
 
 Torch (import inside the methods that build or load a model):
@@ -29,7 +30,7 @@ Torch (import inside the methods that build or load a model):
 
 from __future__ import annotations
 
-TORCH_FREE_MODULES = ("tags", "alignment", "windows", "readers", "decoding", "metrics", "collate", "shapes", "agreement")
+TORCH_FREE_MODULES = ("tags", "alignment", "windows", "readers", "decoding", "metrics", "collate", "shapes", "agreement", "calibration")
 """Modules that import no torch, transformers, scikit-learn or seqeval when imported."""
 
 TORCH_MODULES = ("encoder", "hf_folder", "token_classifier")

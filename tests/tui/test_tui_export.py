@@ -162,7 +162,7 @@ def test_verification_failure_names_the_variant(make_project: Any, registry: Any
             assert "builder predict and builder serve read the onnx export" in text  # nothing usable was exported
 
     asyncio.run(scenario())
-    assert calls == [(["onnx"], {"onnx": {"optimize": False, "quantize": True, "per_channel": True, "quantize_embeddings": False}})]
+    assert calls == [(["onnx"], {"onnx": {"optimize": False, "quantize": True, "per_channel": True, "quantize_embeddings": False, "accuracy_aware": True}})]
 
 
 def test_runs_screen_x_opens_that_run_for_export(make_project: Any, registry: Any, tui_helpers: Any) -> None:
