@@ -91,6 +91,26 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
+class DecisionRule:
+    """What ``Task.fit_decision_rule`` fitted on the validation data after training.
+
+    ``options``: the task options with the fitted values (a rejection threshold, a temperature);
+    the engine uses them for the run's own evaluation, saves them in ``task_options.json`` and every
+    export's bundle, so the runtime decides exactly as the report says. ``summary``: JSON figures
+    for ``metrics.json`` and ``summary.json`` (key ``decision_rule``). ``report``: a Markdown section
+    appended to ``report.md``. ``files``: extra files (name -> bytes, e.g. a PNG chart the report
+    links to) written into the run directory. ``warnings``: what the user must be told (too little
+    validation data, and the rule used instead), shown as a stage line and kept in the summary.
+    """
+
+    options: ComponentOptions
+    summary: dict[str, Any] = field(default_factory=dict)
+    report: str = ""
+    files: dict[str, bytes] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Agreement:
     """How far an exported model's predictions agree with the PyTorch model's on the same inputs.
 
@@ -279,7 +299,12 @@ class Task(Component):
     def evaluate(
         self, predictions: Sequence[dict[str, Any]], examples: Sequence[Any], labels: Sequence[str],
     ) -> Evaluation:
-        """Score predictions against the gold labels of ``examples``."""
+        """Score predictions against the gold labels of ``examples``.
+
+        A task whose scores depend on its options (the classification task's ``fallback_label``)
+        may take a keyword argument ``options``: the host passes the task options to such an
+        ``evaluate`` (see ``evaluate_with_options``) and calls the others without it.
+        """
 
     @abstractmethod
     def parse_input(self, raw: Any) -> Any:
@@ -305,6 +330,19 @@ class Task(Component):
         behave as that earlier version did. Default: ``options`` unchanged.
         """
         return options
+
+    def fit_decision_rule(self, outputs: FeatureOutputs, features: Sequence[Feature], examples: Sequence[Any],
+                          labels: Sequence[str], options: ComponentOptions) -> DecisionRule | None:
+        """Optional: fit how predictions are decided (a rejection threshold, calibration) on validation data.
+
+        Called once by the engine after training with the final PyTorch model's ``outputs`` on the
+        validation ``features`` (as ``decode`` gets them). Return ``None`` (the default) to keep
+        ``options``; else a ``DecisionRule`` whose ``options`` hold the fitted values, which
+        ``decode`` then applies (the engine re-decodes and re-evaluates with them, and bundles
+        them). Must be torch-free and deterministic; ``decode`` with options that lack the fitted
+        fields (older bundles) must behave as before.
+        """
+        return None
 
     def prediction_key(self, prediction: dict[str, Any]) -> Any:
         """What must match for two predictions to "agree" (export verification). Default: all but scores."""
@@ -644,3 +682,13 @@ class Logger(Component):
         The callback must flush what it wrote on ``on_run_end`` and ``on_exception``; if it has a
         ``close()`` method the engine calls it when the run ends, however it ends.
         """
+
+
+def evaluate_with_options(task: Task, predictions: Sequence[dict[str, Any]], examples: Sequence[Any], labels: Sequence[str],
+                          options: ComponentOptions | None) -> Evaluation:
+    """``task.evaluate(...)``, with ``options=options`` when the task's ``evaluate`` accepts that keyword."""
+    import inspect
+
+    if options is not None and "options" in inspect.signature(task.evaluate).parameters:
+        return task.evaluate(predictions, examples, labels, options=options)  # type: ignore[call-arg]
+    return task.evaluate(predictions, examples, labels)

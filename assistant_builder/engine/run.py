@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant_builder.atomic import atomic_directory, atomic_write_json, atomic_write_text
+from assistant_builder.atomic import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text
 from assistant_builder.basemodels import ALIASES, resolve_base_model
 from assistant_builder.batching import extra_inputs
 from assistant_builder.callbacks import Callback, CallbackList, RunEnded, RunStarted, StageStarted
-from assistant_builder.contracts import ExportJob, TrainingJob
+from assistant_builder.contracts import DecisionRule, ExportJob, TrainingJob, evaluate_with_options
 from assistant_builder.engine import rundir
 from assistant_builder.distributed import process_rank
 from assistant_builder.engine.exporting import export_and_verify
@@ -143,7 +143,7 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
 
         def evaluate(m: Any) -> dict[str, float]:
             _, predictions = predict(m)
-            metrics = task.evaluate(predictions, task_data.validation, task_data.labels).metrics
+            metrics = evaluate_with_options(task, predictions, task_data.validation, task_data.labels, task_options).metrics
             if metric not in metrics:
                 raise TrainingError(f"train.metric '{metric}' is not reported by task '{task.name}' on this validation data; "
                                     f"it reports: {', '.join(metrics)}", hint="choose one of those for train.metric")
@@ -166,13 +166,21 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
         events.on_stage_start(StageStarted("evaluate", "best model on the validation set"))
         final_model = outcome.model
         reference_outputs, reference_predictions = predict(final_model)
-        evaluation = task.evaluate(reference_predictions, task_data.validation, task_data.labels)
+        rule = task.fit_decision_rule(reference_outputs, valid_features, task_data.validation, task_data.labels, task_options)
+        if rule is not None:  # the fitted rule decides from here on: the report, the exports' verification, the bundle
+            task_options = rule.options
+            atomic_write_json(run_dir / TASK_OPTIONS_FILE, task_options.model_dump(mode="json"))
+            reference_predictions = task.decode(reference_outputs, valid_features, task_data.validation, task_data.labels, task_options)
+            for name, content in rule.files.items():
+                atomic_write_bytes(run_dir / name, content)
+            events.on_stage_start(StageStarted("decision rule", describe_rule(rule)))
+        evaluation = evaluate_with_options(task, reference_predictions, task_data.validation, task_data.labels, task_options)
         atomic_write_json(run_dir / "metrics.json", {
             "metrics": evaluation.metrics, "metric": metric, "best_epoch": outcome.best_epoch, "epochs_run": outcome.epochs_run,
             "stopped_early": outcome.stopped_early, "history": outcome.history, "train_examples_per_second": outcome.examples_per_second,
-            **evaluation.details,
+            **evaluation.details, **({"decision_rule": rule.summary} if rule else {}),
         })
-        atomic_write_text(run_dir / "report.md", evaluation.report)
+        atomic_write_text(run_dir / "report.md", evaluation.report + (rule.report if rule else ""))
         atomic_write_text(run_dir / "validation_predictions.jsonl", "".join(
             __import__("json").dumps({"index": i, **p}, ensure_ascii=False) + "\n" for i, p in enumerate(reference_predictions)))
         with atomic_directory(run_dir / "model") as model_dir:
@@ -197,6 +205,8 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
             "exports": [r.to_dict() for r in export_reports], "model_dir": str(run_dir / "model"),
             "predict_example": task.predict_example,
         }
+        if rule is not None:
+            summary["decision_rule"] = rule.summary
         if extra:
             summary["extra_data"] = {"stores": extra["stores"], "training_examples": extra["training_examples"]}
         atomic_write_json(run_dir / "summary.json", summary)
@@ -210,6 +220,24 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
             close = getattr(sink, "close", None)
             if callable(close):
                 close()
+
+
+def describe_rule(rule: DecisionRule) -> str:
+    """One stage line for a fitted decision rule: temperature, rejection threshold and its figures, warnings."""
+    parts = []
+    calibration = rule.summary.get("calibration") or {}
+    if calibration.get("method") == "temperature":
+        parts.append(f"temperature {calibration['temperature']:.3f} (ECE {calibration.get('ece_before')} -> {calibration.get('ece_after')})")
+    rejection = rule.summary.get("rejection")
+    if rejection:
+        threshold = rejection.get("threshold")
+        figures = f"in-scope accuracy {rejection.get('in_scope_accuracy')}"
+        if rejection.get("oos_recall") is not None:
+            figures += f", out-of-scope recall {rejection['oos_recall']} precision {rejection.get('oos_precision')}"
+        parts.append(f"'{rejection['fallback_label']}' below energy {threshold:.3f}: {figures}" if threshold is not None
+                     else f"'{rejection['fallback_label']}': no threshold ({figures})")
+    parts += [f"warning: {w}" for w in rule.warnings]
+    return "; ".join(parts) or "fitted"
 
 
 def _create_loggers(log: dict[str, Any], registry: Any, run_dir: Path) -> list[Callback]:

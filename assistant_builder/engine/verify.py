@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant_builder.batching import extra_inputs, pad_batch
-from assistant_builder.contracts import ExportedArtifact, Feature, FeatureOutputs, GateResult, Runner, Task
+from assistant_builder.contracts import ExportedArtifact, Feature, FeatureOutputs, GateResult, Runner, Task, evaluate_with_options
 from assistant_builder.inference import max_abs_difference, run_features
 
 
@@ -119,8 +119,8 @@ def check_gates(runner: Runner, variant: str, task: Task, task_options: Any, fea
     outputs = run_features(runner, features, pad_token_id, task.output_names, task.sequence_outputs,
                            input_keys=extra_inputs(task.model_input_names(task_options)))
     predictions = task.decode(outputs, features, examples, labels, task_options)
-    exported_metric = task.evaluate(predictions, examples, labels).metrics[metric]
-    reference_metric = task.evaluate(reference_predictions, examples, labels).metrics[metric]
+    exported_metric = evaluate_with_options(task, predictions, examples, labels, task_options).metrics[metric]
+    reference_metric = evaluate_with_options(task, reference_predictions, examples, labels, task_options).metrics[metric]
     agreement = task.agreement(predictions, reference_predictions)
     diff = max_abs_difference(reference, outputs)
     drop = reference_metric - exported_metric

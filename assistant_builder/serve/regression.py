@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assistant_builder.contracts import StoreRecord
+from assistant_builder.contracts import StoreRecord, evaluate_with_options
 from assistant_builder.datasources import read_jsonl
 from assistant_builder.errors import BuilderError, DataError
 from assistant_builder.serve.models import ModelSlot
@@ -83,6 +83,6 @@ class RegressionSet:
             raise BuilderError(f"the regression set does not fit this model's labels: {exc.message}") from None
         examples = slot.predictor.parse([case.raw_input for case in self.cases], [case.where for case in self.cases])
         predictions = slot.predictor.predict_examples(examples)
-        metrics = task.evaluate(predictions, gold, labels).metrics
+        metrics = evaluate_with_options(task, predictions, gold, labels, slot.predictor.options).metrics
         self._scores[slot.version] = float(metrics[task.primary_metric])
         return self._scores[slot.version]

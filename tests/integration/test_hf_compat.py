@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from assistant_builder.cli.main import main
+from assistant_builder.engine.reexport import saved_task_options
 from assistant_builder.plugins import make_plugin_manager
 from assistant_builder.recipe.loader import load_run_recipe
 from assistant_builder.registry import build_registry
@@ -112,7 +113,8 @@ class Validation:
     def __init__(self, run_dir: Path) -> None:
         recipe = load_run_recipe(run_dir).recipe
         self.task = build_registry(make_plugin_manager()).create("task", recipe.task.type)
-        self.options = self.task.Options.model_validate(recipe.task.options)
+        # the options the run decided with (task_options.json: resolved choices, fitted temperature)
+        self.options = saved_task_options(run_dir, self.task, self.task.Options.model_validate(recipe.task.options))
         data = self.task.load_data(recipe.data, self.options)
         self.examples, self.labels = data.validation, data.labels
         self.tokenizer = load_tokenizer(run_dir / "model", recipe.model.max_length)
@@ -167,7 +169,9 @@ def test_classification_folder_loads_with_transformers_pipeline(tmp_path, write_
     assert result["class"] == "PooledEncoderForSequenceClassification"
     valid.assert_same_predictions(valid.decode(result["outputs"]))
     assert result["ids"] == [valid.tokenizer.encode(t).ids for t in texts]  # AutoTokenizer = our tokenizer
-    for ours, ranked in zip(valid.predictions, result["pipeline"]):
+    # the pipeline's scores are softmax(logits): ours before the run's fitted temperature
+    valid.options = valid.options.model_copy(update={"temperature": 1.0})
+    for ours, ranked in zip(valid.decode(result["outputs"]), result["pipeline"]):
         assert [r["label"] for r in ranked] == [t["label"] for t in ours["top"]]
         assert [r["score"] for r in ranked] == pytest.approx([t["score"] for t in ours["top"]], abs=1e-4)
     assert_onnx_bundle_describes_the_model(run_dir, config)

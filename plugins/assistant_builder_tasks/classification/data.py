@@ -72,22 +72,33 @@ def split_validation(examples: list[TextExample], fraction: float, seed: int) ->
     return train, validation
 
 
-def check_labels(train: list[TextExample], validation: list[TextExample], declared: list[str] | None) -> list[str]:
-    """Return the label list (declared order, or sorted), checking the data against it."""
+def check_labels(train: list[TextExample], validation: list[TextExample], declared: list[str] | None,
+                 fallback_label: str | None = None) -> list[str]:
+    """Return the label list (declared order, or sorted), checking the data against it.
+
+    ``fallback_label`` (out-of-scope) may appear in validation without training examples: it is
+    then no class of the model, and only the rejection rule predicts it. Declared in ``labels``
+    without training examples it is an error (it would be a class nothing teaches).
+    """
     counts = Counter(e.label for e in train)
     if declared is not None:
-        allowed = set(declared)
+        allowed = set(declared) | ({fallback_label} if fallback_label else set())
         for example in [*train, *validation]:
             if example.label not in allowed:
                 raise DataError(f"{example.source}: label '{example.label}' is not in task.options.labels ({', '.join(declared)})")
+        if fallback_label in declared and not counts[fallback_label]:
+            raise DataError(f"task.options.labels: the fallback label '{fallback_label}' is declared as a label but has no "
+                            "training examples",
+                            hint="remove it from task.options.labels (it is rejected by threshold), or add training examples of it")
         labels = list(declared)
     else:
         labels = sorted(counts)
-    if len(counts) < 2:
+    in_scope = [label for label in counts if label != fallback_label]
+    if len(in_scope) < (2 if fallback_label not in counts else 1) or len(counts) < 2:
         only = next(iter(counts), "none")
         raise DataError(f"training data has only one class ('{only}'); a classifier needs at least two labels", hint="add examples of other labels")
     for example in validation:
-        if example.label not in counts:
+        if example.label not in counts and example.label != fallback_label:
             raise DataError(
                 f"{example.source}: label '{example.label}' appears in validation but never in training",
                 hint="add training examples of that label or remove it from validation",

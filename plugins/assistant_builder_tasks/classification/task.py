@@ -14,11 +14,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from assistant_builder.contracts import ComponentOptions, Evaluation, Feature, FeatureOutputs, Task, TaskData
+from assistant_builder.contracts import ComponentOptions, DecisionRule, Evaluation, Feature, FeatureOutputs, Task, TaskData
 from assistant_builder.errors import DataError
 from assistant_builder.toolkit.collate import collate
-from assistant_builder.toolkit.decoding import softmax
 from assistant_builder_tasks.classification.data import TextExample, check_labels, load_split
+from assistant_builder_tasks.classification.fallback import decide, fit_rule
 from assistant_builder_tasks.classification.metrics import METRIC_NAMES, evaluate_labels
 
 
@@ -32,6 +32,21 @@ class ClassificationOptions(ComponentOptions):
     class_weighting: Literal["none", "balanced"] = Field("none", description="'balanced' weights the loss by inverse label frequency (for skewed labels)")
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="cross-entropy label smoothing (0 = none; 0.1 helps with noisy labels)")
     top_k: int = Field(3, ge=1, description="how many labels with scores a prediction lists")
+    fallback_label: str | None = Field(None, description="out-of-scope label (e.g. 'out_of_scope'): inputs the rejection rule "
+                                       "rejects get it, with in_scope false; trained as a class when the training data has it "
+                                       "(docs/out_of_scope.md)")
+    fallback_threshold: float | None = Field(None, description="reject when the energy score (logsumexp of the in-scope logits) "
+                                             "is below this; default: fitted on validation after training and saved in the bundle")
+    fallback_margin: float = Field(0.0, ge=0.0, le=1.0, description="also reject when the top two in-scope probabilities are "
+                                   "closer than this (0 = off: it did not help on CLINC150)")
+    fallback_keep: float = Field(0.98, gt=0.0, le=1.0, description="without >= 10 fallback examples in validation: the threshold "
+                                 "keeps this share of the correctly classified in-scope validation examples")
+    fallback_max_accuracy_loss: float = Field(0.01, ge=0.0, lt=1.0, description="with >= 10 fallback examples in validation: "
+                                              "maximise out-of-scope F1 losing at most this much in-scope accuracy")
+    calibration: Literal["temperature", "none"] = Field("temperature", description="'temperature': fit temperature scaling on "
+                                                       "validation after training, so scores are calibrated probabilities")
+    temperature: float = Field(1.0, gt=0.0, description="scores are softmax(logits / temperature); fitted when calibration = "
+                                                       "'temperature'")
 
     @field_validator("labels")
     @classmethod
@@ -61,7 +76,7 @@ class ClassificationTask(Task):
         train, validation, sources = load_split(data, options, data.split_seed)
         if not validation:
             raise DataError(f"{data.train}: no validation examples could be held out", hint="add data.validation or more examples")
-        labels = check_labels(train, validation, options.labels)
+        labels = check_labels(train, validation, options.labels, options.fallback_label)
         return TaskData(train, validation, labels, sources)
 
     def encode(self, examples: Sequence[TextExample], tokenizer: Any, labels: Sequence[str],
@@ -119,24 +134,30 @@ class ClassificationTask(Task):
 
     def decode(self, outputs: FeatureOutputs, features: Sequence[Feature], examples: Sequence[TextExample],
                labels: Sequence[str], options: ClassificationOptions) -> list[dict[str, Any]]:  # type: ignore[override]
-        probabilities = softmax(np.stack(outputs["logits"]).astype(np.float64)) if features else np.zeros((0, len(labels)))
-        k = min(options.top_k, len(labels))
+        """``label``, calibrated ``score`` and ``top`` per text; with a ``fallback_label`` also ``in_scope``
+        and ``in_scope_score`` (the rejection rule in ``fallback.py``)."""
+        logits = np.stack(outputs["logits"]) if features else np.zeros((0, len(labels)))
         predictions: list[dict[str, Any]] = [{} for _ in examples]
-        for row, feature in enumerate(features):
-            probs = probabilities[row]
-            top = np.argsort(-probs)[:k]
-            predictions[feature["example_index"]] = {
-                "label": labels[int(top[0])],
-                "score": float(probs[top[0]]),
-                "top": [{"label": labels[int(i)], "score": float(probs[i])} for i in top],
-            }
+        for feature, prediction in zip(features, decide(logits, labels, options)):
+            predictions[feature["example_index"]] = prediction
         return predictions
 
-    def evaluate(self, predictions: Sequence[dict[str, Any]], examples: Sequence[TextExample],
-                 labels: Sequence[str]) -> Evaluation:  # type: ignore[override]
+    def evaluate(self, predictions: Sequence[dict[str, Any]], examples: Sequence[TextExample], labels: Sequence[str],
+                 options: ClassificationOptions | None = None) -> Evaluation:  # type: ignore[override]
+        """Accuracy and friends; with ``options.fallback_label`` also in-scope accuracy and out-of-scope P/R/F1/AUROC."""
         gold = [e.label or "" for e in examples]
         return evaluate_labels(gold, [p["label"] for p in predictions], [p["score"] for p in predictions],
-                               [e.text for e in examples], labels)
+                               [e.text for e in examples], labels, options.fallback_label if options else None,
+                               [p.get("in_scope_score") for p in predictions])
+
+    def fit_decision_rule(self, outputs: FeatureOutputs, features: Sequence[Feature], examples: Sequence[TextExample],
+                          labels: Sequence[str], options: ClassificationOptions) -> DecisionRule | None:  # type: ignore[override]
+        """Temperature scaling and the out-of-scope threshold, fitted on validation (``fallback.fit_rule``)."""
+        if options.calibration == "none" and options.fallback_label is None:
+            return None
+        logits = np.stack(outputs["logits"]) if features else np.zeros((0, len(labels)))
+        gold = [examples[f["example_index"]].label or "" for f in features]
+        return fit_rule(logits, gold, labels, options)
 
     def prediction_key(self, prediction: dict[str, Any]) -> Any:
         return prediction["label"]
@@ -172,7 +193,13 @@ class ClassificationTask(Task):
     def from_store(self, record: Any, labels: Sequence[str], options: ClassificationOptions) -> TextExample:  # type: ignore[override]
         from assistant_builder.feedback import require_label
 
-        return TextExample(str(record.payload["text"]), require_label(record.gold, labels, "gold"), None, record.source)
+        return TextExample(str(record.payload["text"]), require_label(record.gold, _with_fallback(labels, options), "gold"), None,
+                           record.source)
+
+    def feedback_gold(self, example: TextExample, prediction: dict[str, Any], correction: Any, labels: Sequence[str],
+                      options: ClassificationOptions) -> Any:  # type: ignore[override]
+        """As the base class's, with the fallback label accepted as a ``label`` (a request the model should have rejected)."""
+        return super().feedback_gold(example, prediction, correction, _with_fallback(labels, options), options)
 
     def prediction_gold(self, example: TextExample, prediction: dict[str, Any]) -> str:
         """The predicted label (``feedback_gold`` is the base class's: ``label`` must be one of the model's labels)."""
@@ -183,3 +210,9 @@ class ClassificationTask(Task):
         from assistant_builder.feedback import top_margin
 
         return 0.0 if prediction.get("in_scope") is False else top_margin(prediction)
+
+
+def _with_fallback(labels: Sequence[str], options: ClassificationOptions) -> list[str]:
+    """The model's labels plus its fallback label (a valid answer in feedback even when it is not a trained class)."""
+    fallback = options.fallback_label
+    return [*labels, fallback] if fallback and fallback not in labels else list(labels)

@@ -1,0 +1,232 @@
+"""Out-of-scope rejection and calibrated scores for the classification task (docs/out_of_scope.md).
+
+``decide`` turns logits into labels with the task options' rule: probabilities are
+``softmax(logits / temperature)``; with a ``fallback_label``, an input whose energy score (over the
+in-scope classes' logits) is below ``fallback_threshold``, or whose top-two in-scope probability gap
+is below ``fallback_margin``, is rejected: its label is the fallback label, ``in_scope`` is false,
+its score is ``1 - `` the top in-scope probability and ``top`` still lists the in-scope candidates.
+Without a fitted threshold, an input whose most likely class is a trained fallback class is
+rejected. ``fit_rule`` fits the temperature and the threshold on validation outputs. Torch-free.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from assistant_builder.contracts import DecisionRule
+from assistant_builder.toolkit.calibration import expected_calibration_error, fit_temperature, reliability_bins
+from assistant_builder.toolkit.decoding import softmax
+from assistant_builder.toolkit.outofscope import (accuracy_at_coverage, auroc, energy_scores, fit_threshold, rejection_scores,
+                                                  tradeoff_table)
+
+#: examples of the fallback label needed in validation to fit the threshold on them (else: keep share)
+MIN_OUT_OF_SCOPE = 10
+#: correctly classified in-scope validation examples needed to fit any threshold
+MIN_CORRECT = 20
+
+
+def in_scope_columns(labels: Sequence[str], fallback_label: str | None) -> list[int]:
+    """Class ids of the in-scope labels (every label but a trained fallback class)."""
+    return [i for i, label in enumerate(labels) if label != fallback_label]
+
+
+def decide(logits: np.ndarray, labels: Sequence[str], options: Any) -> list[dict[str, Any]]:
+    """One prediction per row of ``[examples, classes]`` logits, as ``ClassificationTask.decode`` returns them."""
+    logits = np.asarray(logits, dtype=np.float64)
+    probabilities = softmax(logits / options.temperature)
+    fallback = options.fallback_label
+    k = min(options.top_k, len(labels))
+    if fallback is None:
+        predictions = []
+        for probs in probabilities:
+            top = np.argsort(-probs, kind="stable")[:k]
+            predictions.append({"label": labels[int(top[0])], "score": float(probs[top[0]]),
+                                "top": [{"label": labels[int(i)], "score": float(probs[i])} for i in top]})
+        return predictions
+    columns = in_scope_columns(labels, fallback)
+    trained_fallback = len(columns) < len(labels)
+    energies = energy_scores(logits, columns)
+    predictions = []
+    for row, probs in enumerate(probabilities):
+        inside = np.asarray(columns)[np.argsort(-probs[columns], kind="stable")]
+        best = int(inside[0])
+        second = float(probs[inside[1]]) if len(inside) > 1 else 0.0
+        if options.fallback_threshold is not None:
+            rejected = energies[row] < options.fallback_threshold
+        else:
+            rejected = trained_fallback and int(np.argmax(probs)) not in columns
+        rejected = bool(rejected or (options.fallback_margin > 0 and probs[best] - second < options.fallback_margin))
+        top = [{"label": labels[int(i)], "score": float(probs[i])} for i in inside[:k]]
+        if rejected:
+            predictions.append({"label": fallback, "score": float(1.0 - probs[best]), "in_scope": False,
+                                "in_scope_score": float(energies[row]), "top": top})
+        else:
+            predictions.append({"label": labels[best], "score": float(probs[best]), "in_scope": True,
+                                "in_scope_score": float(energies[row]), "top": top})
+    return predictions
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else round(float(value), 4)
+
+
+def fit_rule(logits: np.ndarray, gold: Sequence[str], labels: Sequence[str], options: Any) -> DecisionRule:
+    """Fit the temperature (``calibration = "temperature"``) and, with a ``fallback_label`` and no
+    ``fallback_threshold`` set by the user, the rejection threshold, on validation logits and gold labels."""
+    logits = np.asarray(logits, dtype=np.float64)
+    label_ids = {label: i for i, label in enumerate(labels)}
+    fallback = options.fallback_label
+    known = np.array([g in label_ids for g in gold], dtype=bool)
+    gold_ids = np.array([label_ids.get(g, -1) for g in gold])
+    warnings: list[str] = []
+    update: dict[str, Any] = {}
+
+    before = softmax(logits / options.temperature)
+    if options.calibration == "temperature":
+        update["temperature"] = round(fit_temperature(logits[known], gold_ids[known]), 4) if known.any() else 1.0
+    temperature = update.get("temperature", options.temperature)
+    after = softmax(logits / temperature)
+    calibration = {"method": options.calibration, "temperature": temperature,
+                   "ece_before": _finite(_ece(before, gold_ids, known)), "ece_after": _finite(_ece(after, gold_ids, known))}
+    summary: dict[str, Any] = {"calibration": calibration}
+    sections = [_calibration_section(calibration, after, gold_ids, known)]
+    files: dict[str, bytes] = {}
+    chart = _reliability_png(before, after, gold_ids, known)
+    if chart:
+        files["reliability.png"] = chart
+        sections.append("![reliability diagram](reliability.png)\n")
+
+    if fallback is not None:
+        columns = in_scope_columns(labels, fallback)
+        scores = energy_scores(logits, columns)
+        top_in = np.asarray(columns)[np.argmax(logits[:, columns], axis=1)] if len(logits) else np.zeros(0, dtype=int)
+        out_of_scope = np.array([g == fallback for g in gold], dtype=bool)
+        correct = top_in == gold_ids
+        if options.fallback_threshold is None:
+            fit = fit_threshold(scores, correct, out_of_scope, keep=options.fallback_keep,
+                                max_accuracy_loss=options.fallback_max_accuracy_loss, min_out_of_scope=MIN_OUT_OF_SCOPE,
+                                min_correct=MIN_CORRECT)
+            threshold, objective, warnings = fit.threshold, fit.objective, list(fit.warnings)
+            if threshold is not None:
+                update["fallback_threshold"] = round(threshold, 6)
+        else:
+            threshold, objective = options.fallback_threshold, "set in the recipe (fallback_threshold)"
+        result = rejection_scores(scores, correct, out_of_scope, threshold)
+        rejection = {"fallback_label": fallback, "score": "energy", "threshold": threshold, "objective": objective,
+                     "trained_class": len(columns) < len(labels), "validation_out_of_scope": int(out_of_scope.sum()),
+                     "auroc": _finite(auroc(scores[~out_of_scope], scores[out_of_scope])),
+                     **{k: _finite(v) for k, v in result.to_dict().items() if k != "threshold"}}
+        summary["rejection"] = rejection
+        table = tradeoff_table(scores, correct, out_of_scope)
+        summary["tradeoff"] = [{k: _finite(v) if k != "threshold" else v for k, v in row.to_dict().items()} for row in table]
+        coverage = accuracy_at_coverage(scores[~out_of_scope], correct[~out_of_scope])
+        summary["accuracy_at_coverage"] = {f"{c:.0%}": _finite(a) for c, a in coverage.items()}
+        sections.append(_rejection_section(rejection, table, summary["accuracy_at_coverage"], warnings))
+        plot = _tradeoff_png(table)
+        if plot:
+            files["tradeoff.png"] = plot
+            sections.append("![trade-off](tradeoff.png)\n")
+    summary["warnings"] = warnings
+    new_options = options.model_copy(update=update)
+    return DecisionRule(new_options, summary, "\n".join(sections), files, warnings)
+
+
+def _ece(probabilities: np.ndarray, gold_ids: np.ndarray, known: np.ndarray) -> float:
+    if not known.any():
+        return float("nan")
+    probs = probabilities[known]
+    return expected_calibration_error(probs.max(axis=1), probs.argmax(axis=1) == gold_ids[known])
+
+
+def _calibration_section(calibration: dict[str, Any], after: np.ndarray, gold_ids: np.ndarray, known: np.ndarray) -> str:
+    lines = ["", "## Calibration", ""]
+    if calibration["method"] == "temperature":
+        lines.append(f"Temperature scaling fitted on the validation set: T = {calibration['temperature']:.3f} "
+                     "(scores are `softmax(logits / T)`; no prediction changes).")
+    else:
+        lines.append(f"No calibration fitted (calibration = \"none\"); T = {calibration['temperature']:.3f}.")
+    lines += ["", "| expected calibration error (15 bins) | value |", "|---|---|",
+              f"| before | {_cell(calibration['ece_before'])} |", f"| after | {_cell(calibration['ece_after'])} |", ""]
+    if known.any():
+        probs = after[known]
+        bins = [b for b in reliability_bins(probs.max(axis=1), probs.argmax(axis=1) == gold_ids[known], 10) if b.count]
+        lines += ["| confidence | examples | mean confidence | accuracy |", "|---|---|---|---|"]
+        lines += [f"| {b.low:.1f}-{b.high:.1f} | {b.count} | {b.confidence:.3f} | {b.accuracy:.3f} |" for b in bins]
+    return "\n".join(lines) + "\n"
+
+
+def _rejection_section(rejection: dict[str, Any], table: list[Any], coverage: dict[str, Any], warnings: list[str]) -> str:
+    threshold = rejection["threshold"]
+    lines = ["", "## Out-of-scope rejection", "",
+             f"Fallback label `{rejection['fallback_label']}`; in-scope score: energy (logsumexp of the in-scope logits); "
+             + (f"rejected below {threshold:.4f}." if threshold is not None else "no threshold (nothing is rejected by score)."),
+             f"Objective: {rejection['objective']}.", ""]
+    lines += [f"> warning: {w}" for w in warnings]
+    lines += ["", "| on the validation set | value |", "|---|---|"]
+    for key, name in (("in_scope_accuracy", "in-scope accuracy (rejections count as errors)"), ("kept", "in-scope kept"),
+                      ("oos_precision", "out-of-scope precision"), ("oos_recall", "out-of-scope recall"),
+                      ("oos_f1", "out-of-scope F1"), ("auroc", "AUROC in-scope vs out-of-scope")):
+        lines.append(f"| {name} | {_cell(rejection[key])} |")
+    lines.append(f"| out-of-scope validation examples | {rejection['validation_out_of_scope']} |")
+    lines += ["", "Accuracy at coverage (in-scope examples with the highest scores): "
+              + ", ".join(f"{c}: {_cell(a)}" for c, a in coverage.items()), "",
+              "### Trade-off (set `fallback_threshold` to move along it)", "",
+              "| threshold | in-scope kept | in-scope accuracy | oos caught (recall) | oos precision |", "|---|---|---|---|---|"]
+    lines += [f"| {row.threshold:.4f} | {row.kept:.3f} | {row.in_scope_accuracy:.3f} | {_cell(row.oos_recall)} | "
+              f"{_cell(row.oos_precision)} |" for row in table]
+    lines.append("\nThese figures are measured on the validation data the threshold was fitted on: expect a little less on new data.")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+
+
+def _figure_bytes(draw: Any) -> bytes | None:
+    """A PNG drawn by ``draw(axes)`` with matplotlib's Agg backend; ``None`` when matplotlib is missing."""
+    try:
+        import io
+
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    figure = Figure(figsize=(4.5, 4.0), dpi=100)
+    draw(figure.add_subplot(1, 1, 1))
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _reliability_png(before: np.ndarray, after: np.ndarray, gold_ids: np.ndarray, known: np.ndarray) -> bytes | None:
+    if not known.any():
+        return None
+
+    def draw(axes: Any) -> None:
+        for probs, name, marker in ((before[known], "before", "o"), (after[known], "after", "s")):
+            bins = [b for b in reliability_bins(probs.max(axis=1), probs.argmax(axis=1) == gold_ids[known], 10) if b.count]
+            axes.plot([b.confidence for b in bins], [b.accuracy for b in bins], marker=marker, label=f"{name} calibration")
+        axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
+        axes.set(xlabel="confidence", ylabel="accuracy", title="Reliability (validation)", xlim=(0, 1), ylim=(0, 1))
+        axes.legend(loc="upper left")
+
+    return _figure_bytes(draw)
+
+
+def _tradeoff_png(table: list[Any]) -> bytes | None:
+    if not table:
+        return None
+
+    def draw(axes: Any) -> None:
+        axes.plot([r.kept for r in table], [r.in_scope_accuracy for r in table], marker="o", label="in-scope accuracy")
+        if not math.isnan(table[0].oos_recall):
+            axes.plot([r.kept for r in table], [r.oos_recall for r in table], marker="s", label="out-of-scope caught")
+        axes.set(xlabel="share of in-scope inputs kept", ylabel="share", title="Rejection trade-off (validation)", ylim=(0, 1.02))
+        axes.invert_xaxis()
+        axes.legend(loc="lower left")
+
+    return _figure_bytes(draw)
