@@ -4,6 +4,11 @@ Each component is a small class with a unique lowercase ``name``, a one-line ``d
 pydantic ``Options`` model (``extra="forbid"``) that validates its sub-table in a recipe. The host
 checks all of that when a plugin registers a component (see ``registry.py``).
 
+Optional task hooks have defaults that do nothing: ``Task.augment(examples, settings, rng)``
+returns augmented training examples for ``[train.augment]`` (default: none), ``Task.check_data``
+adds data checks, ``Task.resolve_options`` settles ``"auto"`` options, ``sample_data`` writes demo
+data; ``Task.head_learning_rate`` is the new head's learning rate when the recipe sets none.
+
 Import rule: a plugin module is imported by the torch-free paths (``builder validate``,
 ``builder plugins``, ``builder predict``), so it must import torch, transformers, peft and onnx
 only *inside* the methods that need them.
