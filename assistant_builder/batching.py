@@ -81,6 +81,16 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.
     return [first, *batches]
 
 
+def batch_count(count: int, batch_size: int, group_by_length: bool = True, *, mega_batch_factor: int = 50) -> int:
+    """How many batches ``length_grouped_batches`` (or ``random_batches``) cuts ``count`` inputs into,
+    without building them: what a run's optimiser step count is computed from."""
+    if group_by_length:
+        mega = max(batch_size * mega_batch_factor, batch_size)
+        full, rest = divmod(count, mega)
+        return full * -(-mega // batch_size) + -(-rest // batch_size)
+    return -(-count // batch_size)
+
+
 def random_batches(count: int, batch_size: int, rng: random.Random) -> list[list[int]]:
     """Plain shuffled batches (used when ``group_by_length`` is off)."""
     indices = list(range(count))

@@ -4,6 +4,11 @@ Each component is a small class with a unique lowercase ``name``, a one-line ``d
 pydantic ``Options`` model (``extra="forbid"``) that validates its sub-table in a recipe. The host
 checks all of that when a plugin registers a component (see ``registry.py``).
 
+Optional task hooks have defaults that do nothing: ``Task.augment(examples, settings, rng)``
+returns augmented training examples for ``[train.augment]`` (default: none), ``Task.check_data``
+adds data checks, ``Task.resolve_options`` settles ``"auto"`` options, ``sample_data`` writes demo
+data; ``Task.head_learning_rate`` is the new head's learning rate when the recipe sets none.
+
 Import rule: a plugin module is imported by the torch-free paths (``builder validate``,
 ``builder plugins``, ``builder predict``), so it must import torch, transformers, peft and onnx
 only *inside* the methods that need them.
@@ -20,13 +25,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    import random
     import threading
 
     import numpy as np
     from tokenizers import Tokenizer
 
     from assistant_builder.callbacks import Callback, CallbackList
-    from assistant_builder.recipe.schema import DataSection, TrainSection
+    from assistant_builder.recipe.schema import AugmentSection, DataSection, TrainSection
 
 Feature = dict[str, Any]
 """One encoded model input: ``input_ids`` (list[int]) plus task fields such as ``labels``."""
@@ -251,6 +257,9 @@ class Task(Component):
     #: an export may have. Chosen per task from measurement (bench/RESULTS.md): high enough that a
     #: broken export fails, low enough that a good int8 model of a long-sequence task passes.
     min_agreement: ClassVar[float] = 0.99
+    #: learning rate of the new head when the recipe leaves ``train.head_learning_rate`` unset
+    #: (classification: 3e-3, measured on small intent data; bench/RESULTS.md).
+    head_learning_rate: ClassVar[float] = 1e-3
 
     @abstractmethod
     def load_data(self, data: DataSection, options: ComponentOptions) -> TaskData:
@@ -386,6 +395,19 @@ class Task(Component):
         round trip is skipped and ``builder init`` writes only the recipe).
         """
         return None
+
+    def augment(self, examples: Sequence[Any], settings: AugmentSection, rng: random.Random) -> list[Any]:
+        """Optional: new training examples made from ``examples`` (``[train.augment]``, see ``AugmentSection``).
+
+        Called by the engine after loading the data and before encoding, only when
+        ``settings.copies > 0``, with the *training* examples only (validation is never
+        augmented) and a ``random.Random`` seeded from ``settings.seed`` (or ``train.seed``): the
+        result must depend only on those, so a run is reproducible. Return up to
+        ``settings.copies`` new examples per example (the engine appends them; the originals are
+        kept), labelled like the examples they came from. Must not import torch. Building blocks:
+        ``assistant_builder.toolkit.augment``. Default: no new examples (the run says so).
+        """
+        return []
 
     # -- data checks (``builder data check``; see docs/data_quality.md) -------------------------
 

@@ -115,12 +115,15 @@ def write_recipe(tiny_model_dir: Path) -> Callable[..., Path]:
 
     On the tiny model, ``train.freeze_word_embeddings`` defaults to false: its word embeddings are
     random, so unlike a pretrained encoder's they must be trained for the model to learn anything.
+    On any model, ``train.min_steps`` defaults to 0, so a test trains exactly its ``train.epochs``
+    (the product default would raise a few-example test to 600 steps).
     """
     def write(directory: Path, **sections: Any) -> Path:
         data: dict[str, Any] = {"recipe_version": 1, "name": sections.pop("name", "test")}
         data["model"] = {"base": str(tiny_model_dir), "max_length": 32, **sections.pop("model", {})}
         if data["model"]["base"] == str(tiny_model_dir):
             sections["train"] = {"freeze_word_embeddings": False, **sections.get("train", {})}
+        sections["train"] = {"min_steps": 0, **sections.get("train", {})}
         data.update(sections)
         path = Path(directory) / "recipe.toml"
         path.write_text(recipe_toml(data))

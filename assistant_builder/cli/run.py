@@ -1,5 +1,6 @@
 """``builder run RECIPE [KEY=VALUE ...]`` / ``builder run --resume RUN_DIR``: train, evaluate,
-export and verify, headless.
+export and verify, headless. ``builder run RECIPE --folds K``: k-fold cross-validation on the
+training data (``engine/folds.py``), printing per-fold metrics and mean ± std.
 
 Ctrl+C or SIGTERM stops training at the next optimiser step, writes a checkpoint and prints the
 resume command; a second Ctrl+C aborts at once.
@@ -23,6 +24,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("recipe", nargs="?", help="path to a recipe .toml file")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="type-checked overrides, e.g. train.epochs=3")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    parser.add_argument("--folds", type=int, metavar="K", help="k-fold cross-validation on the training data (each fold a run, "
+                        "export off) under RUNS/<name>-cv-<timestamp>/; refused when data.validation is set, unless "
+                        "--folds-include-validation")
+    parser.add_argument("--folds-include-validation", action="store_true",
+                        help="with --folds: pool data.train and data.validation before splitting into folds")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output on stderr")
     parser.set_defaults(handler=run, trailing_positionals="overrides")
 
@@ -51,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from assistant_builder.recipe.loader import load_recipe, load_run_recipe
 
     registry = load_registry()
+    if args.folds is not None or args.folds_include_validation:
+        return _run_folds(args, registry)
     resume_dir = None
     if args.resume:
         if args.recipe or args.overrides:
@@ -73,4 +81,33 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
     if main_process:
         print(render_summary(result.summary))
+    return 0
+
+
+def _run_folds(args: argparse.Namespace, registry: Any) -> int:
+    """``--folds K``: every fold's progress on stderr, the per-fold and mean ± std table on stdout."""
+    from assistant_builder.cli.progress import ConsoleProgress
+    from assistant_builder.engine.folds import render_table, run_folds
+    from assistant_builder.recipe.loader import load_recipe
+
+    if args.resume or not args.recipe or args.folds is None:
+        raise ConfigError("builder run", [ConfigIssue("--folds", "expected `builder run RECIPE --folds K` (no --resume); "
+                                                      "--folds-include-validation needs --folds")])
+    loaded = load_recipe(args.recipe, args.overrides, registry=registry)
+
+    def callbacks(fold: int) -> list[Any]:
+        if not args.quiet:
+            print(f"fold {fold}/{args.folds}", file=sys.stderr, flush=True)
+        return [ConsoleProgress(quiet=args.quiet)]
+
+    stop_event = threading.Event()
+    previous = _install_stop_handlers(stop_event)
+    try:
+        result = run_folds(loaded, registry, args.folds, include_validation=args.folds_include_validation, callbacks=callbacks,
+                           stop_event=stop_event, overrides=args.overrides)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print(render_table(result.summary))
+    print(f"cross-validation: {result.cv_dir} ({result.cv_dir / 'cv_summary.json'}, cv_report.md)")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import threading
@@ -14,8 +15,11 @@ from assistant_builder.atomic import atomic_directory, atomic_write_bytes, atomi
 from assistant_builder.basemodels import ALIASES, resolve_base_model
 from assistant_builder.batching import extra_inputs
 from assistant_builder.callbacks import Callback, CallbackList, RunEnded, RunStarted, StageStarted
-from assistant_builder.contracts import DecisionRule, ExportJob, TrainingJob, evaluate_with_options
+from assistant_builder.contracts import DecisionRule, ExportJob, TaskData, TrainingJob, evaluate_with_options
 from assistant_builder.engine import rundir
+from assistant_builder.engine.augmenting import augment_training
+from assistant_builder.engine.augmenting import describe as describe_augment
+from assistant_builder.engine.small_data import adjust_training
 from assistant_builder.distributed import process_rank
 from assistant_builder.engine.exporting import export_and_verify
 from assistant_builder.engine.extra_data import add_extra_data
@@ -68,10 +72,13 @@ def resolved_recipe(loaded: LoadedRecipe) -> dict[str, Any]:
 
 
 def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (), stop_event: threading.Event | None = None,
-        overrides: Sequence[str] = (), resume_dir: Path | None = None) -> RunResult:
+        overrides: Sequence[str] = (), resume_dir: Path | None = None, *, task_data: TaskData | None = None,
+        run_dir: Path | None = None) -> RunResult:
     """Train, evaluate, export and verify as ``loaded`` describes; write everything to a new run directory.
 
-    With ``resume_dir``, continue that run from its newest intact checkpoint instead.
+    With ``resume_dir``, continue that run from its newest intact checkpoint instead. ``task_data``
+    (cross-validation folds) replaces the examples ``data.train``/``data.validation`` would load;
+    ``run_dir`` is a new, empty directory to write the run to instead of one under ``output.runs_dir``.
     Raises ``BuilderError`` subclasses for anything the user can fix; ``RunInterrupted`` (after
     writing a checkpoint) if ``stop_event`` is set before training finished.
     """
@@ -92,7 +99,7 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
 
     rank, _ = process_rank()
     if rank == 0:
-        run_dir = resume_dir or rundir.create_run_dir(loaded.resolve(recipe.output.runs_dir), recipe.name)
+        run_dir = resume_dir or run_dir or rundir.create_run_dir(loaded.resolve(recipe.output.runs_dir), recipe.name)
     else:  # other ranks of a distributed run train their shard and write nothing to the run directory
         run_dir = Path(tempfile.mkdtemp(prefix=f"assistant-builder-rank{rank}-"))
     log = MetricsLog(run_dir / "metrics.jsonl")
@@ -100,8 +107,9 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
     events = CallbackList([log, *loggers, *callbacks])
     try:
         events.on_stage_start(StageStarted("load data", str(data.train)))
-        data = materialise_store_data(data, task, task_options, run_dir)
-        task_data = task.load_data(data, task_options)
+        if task_data is None:
+            data = materialise_store_data(data, task, task_options, run_dir)
+            task_data = task.load_data(data, task_options)
         extra: dict[str, Any] = {}
         if data.extra:
             events.on_stage_start(StageStarted("extra data", ", ".join(str(path) for path in data.extra)))
@@ -118,6 +126,14 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
                                        len(task_data.validation), tuple(task_data.labels)))
         if rank == 0:
             _data_check(events, task, task_options, data, task_data, base_model, recipe.model.max_length, loaded, run_dir)
+        augment = recipe.train.augment
+        original_train = len(task_data.train)
+        task_data, augmented = augment_training(task, task_data, augment, recipe.train.seed)
+        if augment.copies:
+            events.on_stage_start(StageStarted("augment", describe_augment(task, augment, original_train, augmented)))
+            if resume_dir is None and rank == 0:
+                provenance["augmented_examples"] = augmented  # written just above, by this same process
+                atomic_write_json(run_dir / "provenance.json", provenance)
 
         events.on_stage_start(StageStarted("encode", f"{len(task_data.train)} + {len(task_data.validation)} examples"))
         tokenizer = load_tokenizer(base_model, recipe.model.max_length)
@@ -149,10 +165,13 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
                                     f"it reports: {', '.join(metrics)}", hint="choose one of those for train.metric")
             return metrics
 
+        settings, notes = adjust_training(recipe.train, task, len(train_features), task_data.validation, process_rank()[1])
+        for note in notes:
+            events.on_stage_start(StageStarted("train settings", note))
         events.on_stage_start(StageStarted("train", f"{trainer.name} trainer"))
         job = TrainingJob(
             model=model, train_features=train_features, collate=lambda feats: task.collate(feats, pad_id), evaluate=evaluate,
-            settings=recipe.train, options=trainer_options, metric=metric, checkpoint_dir=run_dir / "checkpoints",
+            settings=settings, options=trainer_options, metric=metric, checkpoint_dir=run_dir / "checkpoints",
             callbacks=events, stop_event=stop_event, resume_from=(resume_dir / "checkpoints") if resume_dir else None,
         )
         outcome = trainer.train(job)
@@ -182,7 +201,7 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
         })
         atomic_write_text(run_dir / "report.md", evaluation.report + (rule.report if rule else ""))
         atomic_write_text(run_dir / "validation_predictions.jsonl", "".join(
-            __import__("json").dumps({"index": i, **p}, ensure_ascii=False) + "\n" for i, p in enumerate(reference_predictions)))
+            json.dumps({"index": i, **p}, ensure_ascii=False) + "\n" for i, p in enumerate(reference_predictions)))
         with atomic_directory(run_dir / "model") as model_dir:
             task.save_model(final_model, model_dir, task_data.labels)
             tokenizer.save(str(model_dir / "tokenizer.json"))
@@ -207,6 +226,10 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
         }
         if rule is not None:
             summary["decision_rule"] = rule.summary
+        if augment.copies:
+            summary["augmented_examples"] = augmented
+        if notes:
+            summary["train_adjustments"] = notes
         if extra:
             summary["extra_data"] = {"stores": extra["stores"], "training_examples": extra["training_examples"]}
         atomic_write_json(run_dir / "summary.json", summary)

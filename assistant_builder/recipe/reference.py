@@ -70,6 +70,10 @@ def schema_section() -> list[str]:
             lines += [doc.description[:1].upper() + doc.description[1:] + ".", ""]
         if doc.table is not None:
             lines += [*table_rows(describe(doc.table)), ""]
+            for sub in describe(doc.table):  # nested tables, e.g. [train.augment]
+                if sub.table is not None:
+                    lines += [f"### `[{doc.key}.{sub.key}]`", "", sub.description[:1].upper() + sub.description[1:] + ".", "",
+                              *table_rows(describe(sub.table)), ""]
         else:
             lines += [f"A {doc.type} of named entries; default: {_code(default_text(doc))}.", ""]
     return lines

@@ -55,12 +55,30 @@ class DataSection(Section):
         return paths
 
 
+class AugmentSection(Section):
+    copies: int = Field(0, ge=0, le=20, description="augmented copies made of each training example (never of validation); "
+                        "0 = augmentation off. A copy identical to its example is dropped, so fewer may be added")
+    probability: float = Field(0.1, gt=0.0, le=1.0, description="chance that an operation changes each mention or word "
+                               "(swap and span masking: the share of the words they touch)")
+    seed: int | None = Field(None, ge=0, description="seed of the augmentation; default: train.seed")
+    mention_replacement: bool = Field(True, description="ner: replace an entity mention by another training mention of the same type")
+    token_replacement: bool = Field(True, description="ner: replace a word by another training word seen with the same tag")
+    deletion: bool = Field(True, description="classification: drop random words (one operation is chosen per copy)")
+    swap: bool = Field(True, description="classification: swap random pairs of words")
+    span_mask: bool = Field(False, description="classification: replace a random span of words by mask_token (off by "
+                            "default: the mask token depends on the base model's tokenizer)")
+    mask_token: str = Field("[MASK]", min_length=1, description="the word span_mask writes (BERT-style tokenizers: [MASK])")
+    max_span: int = Field(3, ge=1, le=16, description="longest span span_mask replaces")
+
+
 class TrainSection(Section):
     trainer: str = Field("full", description="trainer plugin name: 'full' or 'lora'")
     epochs: int = Field(6, ge=1, le=1000, description="passes over the training data (early stopping may end sooner)")
     batch_size: int = Field(32, ge=1, le=4096, description="examples per optimiser step (per process), before accumulation")
     learning_rate: float | None = Field(None, gt=0.0, le=1.0, description="peak learning rate of the encoder (or LoRA adapters); default: the trainer's (full 1e-4, lora 2e-3)")
-    head_learning_rate: float | None = Field(1e-3, gt=0.0, le=1.0, description="learning rate of the new task head; None = learning_rate")
+    head_learning_rate: float | None = Field(None, gt=0.0, le=1.0, description="learning rate of the new task head; default: the "
+                                             "task's (classification 3e-3, part of the small-data defaults measured together on "
+                                             "CLINC150 at 5 examples per intent, see bench/RESULTS.md; ner and qa 1e-3)")
     weight_decay: float = Field(0.01, ge=0.0, le=1.0, description="AdamW decoupled weight decay (not applied to biases and LayerNorm weights)")
     warmup_ratio: float = Field(0.1, ge=0.0, le=0.5, description="fraction of steps with linear warmup, then linear decay")
     gradient_accumulation_steps: int = Field(1, ge=1, le=1024, description="batches whose gradients are summed before each optimiser step")
@@ -72,7 +90,14 @@ class TrainSection(Section):
                                             "training; 0 lets CPUs use the fused attention kernel (~8% faster steps); None keeps the "
                                             "base model's value (0.1 for BERT models)")
     seed: int = Field(42, ge=0, description="seed of model initialisation, shuffling and dropout (same seed, same data: same weights)")
+    min_steps: int = Field(600, ge=0, description="fewest optimiser steps: when train.epochs would give fewer, the run "
+                           "raises the epoch count to reach them and says so (small data needs more passes; with the other "
+                           "small-data defaults, measured on CLINC150 at 5 examples per intent, see bench/RESULTS.md); "
+                           "0 = exactly train.epochs")
     early_stopping_patience: int = Field(3, ge=0, description="epochs without improvement before stopping; 0 disables")
+    early_stopping_min_per_label: float = Field(5.0, ge=0.0, description="early stopping is switched off (the run says so) "
+                                                "when the validation data has fewer examples per label on average than "
+                                                "this: too few to tell a better epoch from noise; 0 = never switch it off")
     metric: str | None = Field(None, description="validation metric to maximise; default: the task's primary metric")
     group_by_length: bool = Field(True, description="batch examples of similar length together (less padding)")
     checkpoint_every_steps: int = Field(0, ge=0, description="also checkpoint every N optimiser steps; 0 = each epoch only")
@@ -80,6 +105,8 @@ class TrainSection(Section):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="'auto': bf16 on a CUDA GPU that supports it, fp32 on CPU")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto': CUDA when a GPU is visible, else CPU")
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads; default: all cores")
+    augment: AugmentSection = Field(default_factory=AugmentSection, description="offline, seeded augmentation of the training "
+                                    "data (tasks that implement Task.augment: classification, ner); off unless copies > 0")
     options: dict[str, Any] = Field(default_factory=dict, description="validated by the trainer's Options")
 
 

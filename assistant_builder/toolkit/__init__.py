@@ -16,7 +16,9 @@ Torch-free:
 * ``collate``: padding features into a batch (torch imported inside the function).
 * ``shapes``: word shapes (casing, digits) as a per-token model input, for encoders whose tokenizer lowercases.
 * ``calibration``: temperature scaling of logits, expected calibration error, reliability bins.
+* ``outofscope``: out-of-scope rejection: energy score, a threshold fitted on validation, AUROC, the trade-off table.
 * ``agreement``: how far an exported model's predictions agree with PyTorch's, per example, unit or overlap (``Task.agreement``).
+* ``augment``: seeded training-data augmentation: NER mention and label-wise token replacement, word deletion / swap / span masking (``Task.augment``).
 
 Torch (import inside the methods that build or load a model):
 
@@ -30,7 +32,7 @@ Torch (import inside the methods that build or load a model):
 
 from __future__ import annotations
 
-TORCH_FREE_MODULES = ("tags", "alignment", "windows", "readers", "decoding", "metrics", "collate", "shapes", "agreement", "calibration")
+TORCH_FREE_MODULES = ("tags", "alignment", "windows", "readers", "decoding", "metrics", "collate", "shapes", "agreement", "calibration", "augment")
 """Modules that import no torch, transformers, scikit-learn or seqeval when imported."""
 
 TORCH_MODULES = ("encoder", "hf_folder", "token_classifier")

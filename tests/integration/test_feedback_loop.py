@@ -25,7 +25,7 @@ def write(recipe: Path, tiny_model_dir: Path, **data: Any) -> None:
         "model": {"base": str(tiny_model_dir), "max_length": 32},
         "data": {"train": "train.jsonl", "validation": "valid.jsonl", **data},
         "train": {"epochs": 6, "batch_size": 8, "learning_rate": 3e-3, "head_learning_rate": 3e-3, "warmup_ratio": 0.0,
-                  "early_stopping_patience": 0, "seed": 7, "freeze_word_embeddings": False},
+                  "early_stopping_patience": 0, "seed": 7, "freeze_word_embeddings": False, "min_steps": 0},
         "export": {"formats": ["onnx"], "max_metric_drop": 0.1, "min_agreement": 0.9},
         "output": {"runs_dir": "runs"},
     }))

@@ -152,7 +152,7 @@ def test_conll2003_subset_with_the_real_model(tmp_path, capsys):
     (tmp_path / "recipe.toml").write_text(
         'recipe_version = 1\nname = "conll-subset"\n[task]\ntype = "ner"\n[model]\nbase = "minilm-l6"\nmax_length = 64\n'
         '[data]\ntrain = "train.txt"\nvalidation = "valid.txt"\n'
-        '[train]\nepochs = 4\nbatch_size = 16\nlearning_rate = 1e-4\nhead_learning_rate = 3e-3\nseed = 1\n'
+        '[train]\nepochs = 4\nmin_steps = 0\nbatch_size = 16\nlearning_rate = 1e-4\nhead_learning_rate = 3e-3\nseed = 1\n'
         '[export]\nformats = ["onnx"]\n[output]\nruns_dir = "runs"\n'
     )
     assert main(["run", str(tmp_path / "recipe.toml"), "-q"]) == 0

@@ -42,7 +42,7 @@ def write_recipe(directory: Path, labels: list[str] | None = None, name: str = "
                                                           for t, l in zip(texts, LABELS * 2)))
     path = directory / "recipe.toml"
     path.write_text(f"recipe_version = 1\nname = \"{name}\"\n[task]\ntype = \"{task}\"\n[task.options]\n{options}"
-                    f"[data]\n{data}[train]\nepochs = 4\n[export]\nformats = []\n[output]\nruns_dir = \"runs\"\n")
+                    f"[data]\n{data}[train]\nepochs = 4\nmin_steps = 0\n[export]\nformats = []\n[output]\nruns_dir = \"runs\"\n")
     return path
 
 

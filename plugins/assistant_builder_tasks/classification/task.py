@@ -71,6 +71,14 @@ class ClassificationTask(Task):
     metric_names = METRIC_NAMES
     output_names = ("logits",)
     data_formats = ("jsonl", "csv", "parquet", "files", "hf_disk")
+    #: CLINC150 at 5 examples per intent: in-scope accuracy higher than with 1e-3 (bench/RESULTS.md)
+    head_learning_rate = 3e-3
+
+    def augment(self, examples: Sequence[TextExample], settings: Any, rng: Any) -> list[TextExample]:  # type: ignore[override]
+        """``[train.augment]``: word deletion / swap / span masking (``assistant_builder.toolkit.augment``)."""
+        from assistant_builder_tasks.classification.augment import augment_examples
+
+        return augment_examples(examples, settings, rng)
 
     def load_data(self, data: Any, options: ClassificationOptions) -> TaskData:  # type: ignore[override]
         train, validation, sources = load_split(data, options, data.split_seed)

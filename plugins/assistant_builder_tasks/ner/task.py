@@ -70,6 +70,12 @@ class NerTask(Task):
     #: entity-level agreement gate (bench/RESULTS.md, "Token and span tasks that ship")
     min_agreement = 0.95
 
+    def augment(self, examples: Sequence[TokenExample], settings: Any, rng: Any) -> list[TokenExample]:  # type: ignore[override]
+        """``[train.augment]``: mention replacement and label-wise token replacement (``assistant_builder.toolkit.augment``)."""
+        from assistant_builder_tasks.ner.augment import augment_examples
+
+        return augment_examples(examples, settings, rng)
+
     def load_data(self, data: Any, options: NerOptions) -> TaskData:  # type: ignore[override]
         train, validation, sources = load_split(data, options)
         if not validation:
