@@ -49,6 +49,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--variant", default="auto", help="model variant: auto (int8 if exported, else fp32), fp32 or int8")
     parser.add_argument("--top-k", type=positive_int, default=None, metavar="N",
                         help="how many labels with scores to list (default: the recipe's task.top_k)")
+    parser.add_argument("--fallback-threshold", type=float, default=None, metavar="ENERGY",
+                        help="classification with a fallback label: reject below this energy score instead of the "
+                             "threshold fitted into the bundle (docs/out_of_scope.md)")
     parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="examples per model call (default 32)")
     parser.set_defaults(handler=run, trailing_positionals="texts", quick_exit=True)  # see cli.main.entry
     return parser
@@ -122,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
 
     from assistant_builder.runtime import load_predictor
 
-    options = {"top_k": args.top_k} if args.top_k is not None else None
+    options = {k: v for k, v in (("top_k", args.top_k), ("fallback_threshold", args.fallback_threshold)) if v is not None} or None
     predictor = load_predictor(args.path, args.variant, options=options)
     examples = predictor.parse([raw for _, raw in inputs], [where for where, _ in inputs])
     out = sys.stdout

@@ -127,6 +127,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                           help="captured items waiting to be labelled, at most; the oldest go first (default 10000; 0: no limit)")
     feedback.add_argument("--feedback-window", type=positive_int, default=10_000, metavar="N",
                           help="recent predictions POST /feedback can refer to (captured ones always; default 10000)")
+    parser.add_argument("--fallback-threshold", type=float, default=None, metavar="ENERGY",
+                        help="classification with a fallback label: reject below this energy score instead of the threshold "
+                             "fitted into the bundle (GET /info shows it; a request's fallback_threshold wins)")
     reload = parser.add_argument_group("hot reload (POST /admin/reload needs --token; or SIGHUP)")
     reload.add_argument("--watch", default=None, metavar="RUNS_DIR",
                         help="reload when a newer finished run of the same recipe appears in RUNS_DIR")
@@ -156,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         queue_size=args.queue_size, max_queue_wait_ms=args.max_queue_wait_ms, micro_batch_ms=args.micro_batch_ms,
         threads=args.threads or default_threads(args.workers), graceful_timeout=args.graceful_timeout,
         feedback=args.feedback, capture=args.capture, capture_threshold=args.capture_threshold, capture_max=args.capture_max,
+        fallback_threshold=args.fallback_threshold,
         feedback_window=args.feedback_window, watch=args.watch, watch_interval=args.watch_interval,
         allow_label_change=args.allow_label_change, regression=args.regression, max_regression=args.max_regression)
     return serve(settings)

@@ -149,6 +149,7 @@ class Predictor:
             "created": manifest.get("created"),
             "base_model": manifest.get("base_model"),
             "bundle": str(self.bundle.directory),
+            **({"decision_rule": rule} if (rule := decision_rule(self.options)) else {}),
         }
 
     def parse(self, inputs: Sequence[Any], sources: Sequence[str] | None = None) -> list[Any]:
@@ -182,3 +183,11 @@ def load_predictor(path: str | Path, variant: str = "auto", *, options: Mapping[
                    threads: int | None = None) -> Predictor:
     """Load the bundle at ``path`` (a run directory or a bundle folder) into a ``Predictor``."""
     return Predictor(read_bundle(path), variant, options=options, threads=threads)
+
+
+def decision_rule(options: ComponentOptions) -> dict[str, Any] | None:
+    """The out-of-scope rule and calibration a model decides with (``GET /info``), or None when it has neither."""
+    fields = options.model_dump()
+    if fields.get("fallback_label") is None and fields.get("temperature", 1.0) == 1.0:
+        return None
+    return {k: fields[k] for k in ("fallback_label", "fallback_threshold", "fallback_margin", "temperature") if k in fields}

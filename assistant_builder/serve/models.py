@@ -17,6 +17,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from assistant_builder.contracts import ComponentOptions, Task
@@ -90,6 +91,8 @@ def make_slot(predictor: Predictor, path: str | Path, engine: Engine | None = No
     return ModelSlot(predictor, engine or Engine(predictor), OptionsCache(predictor), ref, model)
 
 
-def load_slot(path: str | Path, variant: str = "auto", threads: int | None = None) -> ModelSlot:
-    """Load the bundle at ``path`` (run directory or bundle folder); raises ``BuilderError`` if it cannot."""
-    return make_slot(load_predictor(path, variant, threads=threads), path)
+def load_slot(path: str | Path, variant: str = "auto", threads: int | None = None,
+              options: Mapping[str, Any] | None = None) -> ModelSlot:
+    """Load the bundle at ``path`` (run directory or bundle folder), with task ``options`` overridden;
+    raises ``BuilderError`` if it cannot."""
+    return make_slot(load_predictor(path, variant, threads=threads, options=options), path)

@@ -105,6 +105,9 @@ def build_openapi(info: dict[str, Any], *, max_batch: int, max_text_chars: int, 
             "inputs": {"type": "array", "minItems": 1, "maxItems": max_batch, "items": {}},
             "input": {},
             "top_k": {"type": "integer", "minimum": 1, "description": "labels with scores to list (tasks with a top_k option)"},
+            "fallback_threshold": {"type": "number", "description": "classification models with a fallback label: reject (label = "
+                                   "the fallback, in_scope false) when the energy score in_scope_score is below this; default: "
+                                   "the threshold in GET /info `decision_rule`"},
         },
         "additionalProperties": False,
     }

@@ -1,7 +1,7 @@
 """Validate a ``POST /predict`` body into parsed examples, with messages that name the field.
 
 The body is ``{"inputs": [...]}`` (a batch) or ``{"input": ...}`` (one), plus optional ``top_k``
-for tasks whose options have it. Each input goes through the task's own ``parse_input``, so the
+for tasks whose options have it and ``fallback_threshold`` for models with a fallback label. Each input goes through the task's own ``parse_input``, so the
 server accepts exactly what ``builder predict`` accepts (a text or ``{"text": ...}`` for
 classification, ``{"question", "context"}`` for qa); a ``DataError`` there becomes
 ``inputs[3]: expected ...``.
@@ -20,7 +20,7 @@ from assistant_builder.contracts import ComponentOptions
 from assistant_builder.errors import DataError
 from assistant_builder.runtime.predictor import Predictor
 
-ALLOWED_KEYS = ("inputs", "input", "top_k")
+ALLOWED_KEYS = ("inputs", "input", "top_k", "fallback_threshold")
 
 
 class RequestError(Exception):
@@ -91,28 +91,41 @@ def decode_json(body: bytes) -> Any:
 
 
 class OptionsCache:
-    """Task options per ``top_k`` override, validated once against the task's ``Options``."""
+    """Task options per request override (``top_k``, ``fallback_threshold``), validated once against the task's ``Options``."""
 
     def __init__(self, predictor: Predictor) -> None:
         self.predictor = predictor
-        self.accepts_top_k = "top_k" in type(predictor.options).model_fields
-        self._cache: dict[int, ComponentOptions] = {}
+        fields = type(predictor.options).model_fields
+        self.accepts_top_k = "top_k" in fields
+        self.accepts_threshold = "fallback_threshold" in fields
+        self._cache: dict[tuple[int | None, float | None], ComponentOptions] = {}
 
-    def get(self, top_k: Any) -> ComponentOptions:
-        if top_k is None:
+    def get(self, top_k: Any = None, fallback_threshold: Any = None) -> ComponentOptions:
+        if top_k is None and fallback_threshold is None:
             return self.predictor.options
-        if not self.accepts_top_k:
-            raise invalid(f"top_k: the '{self.predictor.task.name}' task has no top_k option; remove it")
-        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-            raise invalid(f"top_k: expected a positive integer, got {json.dumps(top_k)}")
-        top_k = min(top_k, len(self.predictor.labels))  # more than the label count lists every label
-        if top_k not in self._cache:
+        update: dict[str, Any] = {}
+        if top_k is not None:
+            if not self.accepts_top_k:
+                raise invalid(f"top_k: the '{self.predictor.task.name}' task has no top_k option; remove it")
+            if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+                raise invalid(f"top_k: expected a positive integer, got {json.dumps(top_k)}")
+            update["top_k"] = min(top_k, len(self.predictor.labels))  # more than the label count lists every label
+        if fallback_threshold is not None:
+            if not self.accepts_threshold or getattr(self.predictor.options, "fallback_label", None) is None:
+                raise invalid(f"fallback_threshold: this '{self.predictor.task.name}' model has no fallback label to reject to; "
+                              "remove it", hint="train with [task.options] fallback_label = \"out_of_scope\"")
+            if not isinstance(fallback_threshold, (int, float)) or isinstance(fallback_threshold, bool):
+                raise invalid(f"fallback_threshold: expected a number (an energy score; see GET /info), got {json.dumps(fallback_threshold)}")
+            update["fallback_threshold"] = float(fallback_threshold)
+        key = (update.get("top_k"), update.get("fallback_threshold"))
+        if key not in self._cache:
             try:
-                self._cache[top_k] = type(self.predictor.options).model_validate(
-                    {**self.predictor.options.model_dump(), "top_k": top_k})
+                self._cache[key] = type(self.predictor.options).model_validate({**self.predictor.options.model_dump(), **update})
             except ValidationError as exc:
-                raise invalid(f"top_k: {exc.errors()[0]['msg']}") from None
-        return self._cache[top_k]
+                raise invalid(f"{next(iter(update))}: {exc.errors()[0]['msg']}") from None
+            if len(self._cache) > 256:  # per-request thresholds are free-form: keep the cache bounded
+                self._cache.pop(next(iter(self._cache)))
+        return self._cache[key]
 
 
 def parse_predict(data: Any, predictor: Predictor, options: OptionsCache, *, max_batch: int,
@@ -140,7 +153,7 @@ def parse_predict(data: Any, predictor: Predictor, options: OptionsCache, *, max
             raise invalid(f"inputs: expected 1 to {max_batch} inputs, got {len(raws)}",
                           hint="split the batch into several requests" if raws else None)
         sources = [f"inputs[{index}]" for index in range(len(raws))]
-    task_options = options.get(data.get("top_k"))
+    task_options = options.get(data.get("top_k"), data.get("fallback_threshold"))
     for raw, where in zip(raws, sources):
         _check_lengths(raw, where, max_text_chars)
     try:

@@ -116,7 +116,7 @@ class Reloader:
     def _load_and_check(self, path: str, current: ModelSlot) -> tuple[ModelSlot, list[str]]:
         s = self.settings
         try:
-            candidate = load_slot(path, s.variant, s.ort_threads)
+            candidate = load_slot(path, s.variant, s.ort_threads, options=s.task_overrides)
         except BuilderError as exc:
             raise ReloadRefused("load_failed", f"{path}: could not be loaded: {exc.message}") from None
         checks = []

@@ -81,7 +81,7 @@ def serve(settings: ServeSettings) -> int:
     from assistant_builder.serve.app import create_app
 
     # Load once here so a bad path, variant or model fails fast with a clear message (exit 2).
-    predictor = load_predictor(settings.path, settings.variant, threads=settings.ort_threads)
+    predictor = load_predictor(settings.path, settings.variant, threads=settings.ort_threads, options=settings.task_overrides)
     from assistant_builder.serve.state import preflight
 
     _announce(settings, predictor.info, preflight(settings, predictor))

@@ -82,6 +82,8 @@ class ServeSettings:
     capture_max: int = 10_000
     #: ``--capture uncertain`` stores predictions whose confidence is below this (None: the task's ``capture_threshold``)
     capture_threshold: float | None = None
+    #: rejection threshold for every request (None: the one fitted into the bundle); a request's ``fallback_threshold`` wins
+    fallback_threshold: float | None = None
     #: predictions remembered for ``POST /feedback`` (captured ones can also be found in the store)
     feedback_window: int = 10_000
     #: captured predictions waiting for the store writer; more are dropped (counted in /metrics)
@@ -123,6 +125,11 @@ class ServeSettings:
                             f"predictions and models), got {self.workers}")
         if problems:
             raise ServeError("; ".join(problems))
+
+    @property
+    def task_overrides(self) -> dict[str, Any] | None:
+        """Task options every loaded model decides with (``--fallback-threshold``); None: the bundle's own."""
+        return {"fallback_threshold": self.fallback_threshold} if self.fallback_threshold is not None else None
 
     @property
     def ort_threads(self) -> int:

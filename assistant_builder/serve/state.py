@@ -80,7 +80,7 @@ class ServeState:
         predictor, engine = self._initial
         if predictor is None:
             predictor = await loop.run_in_executor(
-                None, lambda: load_predictor(s.path, s.variant, threads=s.ort_threads))
+                None, lambda: load_predictor(s.path, s.variant, threads=s.ort_threads, options=s.task_overrides))
         self.slot = make_slot(predictor, s.path, engine)
         self._initial = (None, None)
         info = predictor.info
@@ -143,7 +143,7 @@ class ServeState:
         body = example_request(slot.task_name)
         raws = body.get("inputs") or [body.get("input")]
         try:
-            job = Job(slot.predictor.parse(raws), slot.options.get(body.get("top_k")))
+            job = Job(slot.predictor.parse(raws), slot.options.get(body.get("top_k"), body.get("fallback_threshold")))
             [predictions] = Engine(slot.predictor).run([job])  # not slot.engine: tests may gate that one
             if isinstance(predictions, BaseException):
                 return None

@@ -32,7 +32,7 @@ Torch (import inside the methods that build or load a model):
 
 from __future__ import annotations
 
-TORCH_FREE_MODULES = ("tags", "alignment", "windows", "readers", "decoding", "metrics", "collate", "shapes", "agreement", "calibration", "augment")
+TORCH_FREE_MODULES = ("tags", "alignment", "windows", "readers", "decoding", "metrics", "collate", "shapes", "agreement", "calibration", "outofscope", "augment")
 """Modules that import no torch, transformers, scikit-learn or seqeval when imported."""
 
 TORCH_MODULES = ("encoder", "hf_folder", "token_classifier")

@@ -112,7 +112,7 @@ def fit_rule(logits: np.ndarray, gold: Sequence[str], labels: Sequence[str], opt
                                 min_correct=MIN_CORRECT)
             threshold, objective, warnings = fit.threshold, fit.objective, list(fit.warnings)
             if threshold is not None:
-                update["fallback_threshold"] = round(threshold, 6)
+                update["fallback_threshold"] = float(threshold)  # exact: rounding could move it past a fitted score
         else:
             threshold, objective = options.fallback_threshold, "set in the recipe (fallback_threshold)"
         result = rejection_scores(scores, correct, out_of_scope, threshold)

@@ -1,0 +1,100 @@
+"""The classification task's fallback label: decisions, label checks, evaluation (fallback.py, data.py, metrics.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assistant_builder.errors import DataError
+from assistant_builder_tasks.classification.data import TextExample, check_labels
+from assistant_builder_tasks.classification.fallback import decide, fit_rule
+from assistant_builder_tasks.classification.task import ClassificationOptions, ClassificationTask
+
+LABELS = ["alarm", "music", "weather"]
+
+
+def options(**values):
+    return ClassificationOptions.model_validate(values)
+
+
+def test_without_a_fallback_predictions_are_as_before() -> None:
+    logits = np.array([[3.0, 1.0, 0.0]])
+    [prediction] = decide(logits, LABELS, options())
+    assert set(prediction) == {"label", "score", "top"} and prediction["label"] == "alarm"
+    assert prediction["score"] == pytest.approx(np.exp(3) / (np.exp(3) + np.e + 1))
+
+
+def test_below_the_threshold_the_fallback_label_is_returned_with_the_top_candidates() -> None:
+    logits = np.array([[6.0, 1.0, 0.0], [0.2, 0.1, 0.0]])
+    sure, unsure = decide(logits, LABELS, options(fallback_label="out_of_scope", fallback_threshold=2.0))
+    assert sure["label"] == "alarm" and sure["in_scope"] is True and sure["in_scope_score"] > 2.0
+    assert unsure["label"] == "out_of_scope" and unsure["in_scope"] is False
+    assert [t["label"] for t in unsure["top"]] == ["alarm", "music", "weather"]
+    assert unsure["score"] == pytest.approx(1 - unsure["top"][0]["score"])
+    [margin] = decide(logits[:1] * 0 + [[1.0, 0.99, 0.0]], LABELS, options(fallback_label="oos", fallback_threshold=-10.0,
+                                                                             fallback_margin=0.05))
+    assert margin["in_scope"] is False  # rejected by the ambiguity margin alone
+
+
+def test_a_trained_fallback_class_rejects_by_argmax_until_a_threshold_is_fitted() -> None:
+    labels = ["alarm", "music", "oos"]
+    rejected, kept = decide(np.array([[0.0, 0.0, 5.0], [4.0, 0.0, 1.0]]), labels, options(fallback_label="oos"))
+    assert rejected["label"] == "oos" and rejected["in_scope"] is False
+    assert all(t["label"] != "oos" for t in rejected["top"])  # the candidates are in-scope labels
+    assert kept["label"] == "alarm" and kept["in_scope"] is True
+
+
+def test_temperature_changes_scores_never_labels() -> None:
+    logits = np.random.default_rng(0).normal(size=(50, 3)) * 4
+    plain, scaled = decide(logits, LABELS, options()), decide(logits, LABELS, options(temperature=3.0))
+    assert [p["label"] for p in plain] == [p["label"] for p in scaled]
+    assert np.mean([p["score"] for p in scaled]) < np.mean([p["score"] for p in plain])
+
+
+def test_fit_rule_fits_threshold_and_temperature_and_the_rule_rejects_out_of_scope() -> None:
+    rng = np.random.default_rng(0)
+    gold_in = rng.integers(0, 3, 120)
+    logits_in = rng.normal(0, 1, (120, 3))
+    logits_in[np.arange(120), gold_in] += 9.0  # confident and right: over-confident before calibration
+    logits_oos = rng.normal(0, 1, (40, 3))
+    logits = np.concatenate([logits_in, logits_oos])
+    gold = [LABELS[i] for i in gold_in] + ["out_of_scope"] * 40
+    rule = fit_rule(logits, gold, LABELS, options(fallback_label="out_of_scope"))
+    assert rule.options.fallback_threshold is not None and rule.options.temperature != 1.0
+    rejection = rule.summary["rejection"]
+    assert rejection["oos_recall"] > 0.9 and rejection["in_scope_accuracy"] >= 0.98 and rejection["validation_out_of_scope"] == 40
+    assert "## Out-of-scope rejection" in rule.report and "## Calibration" in rule.report and "reliability.png" in rule.files
+    assert rule.files["reliability.png"][:8] == b"\x89PNG\r\n\x1a\n"
+    predictions = decide(logits, LABELS, rule.options)
+    assert sum(not p["in_scope"] for p in predictions[120:]) / 40 == pytest.approx(rejection["oos_recall"])
+    # a threshold the user set is kept, not refitted
+    assert fit_rule(logits, gold, LABELS, options(fallback_label="out_of_scope", fallback_threshold=1.5)).options.fallback_threshold == 1.5
+
+
+def test_fallback_label_may_be_in_validation_only_but_not_declared_without_training_examples() -> None:
+    train = [TextExample("a", "alarm", source="train.jsonl:1"), TextExample("b", "music", source="train.jsonl:2")]
+    validation = [TextExample("c", "out_of_scope", source="valid.jsonl:1")]
+    assert check_labels(train, validation, None, "out_of_scope") == ["alarm", "music"]
+    with pytest.raises(DataError, match="valid.jsonl:1: label 'out_of_scope' appears in validation but never in training"):
+        check_labels(train, validation, None, None)
+    with pytest.raises(DataError, match="fallback label 'out_of_scope' is declared as a label but has no training examples"):
+        check_labels(train, validation, ["alarm", "music", "out_of_scope"], "out_of_scope")
+
+
+def test_evaluation_reports_in_scope_accuracy_and_out_of_scope_detection() -> None:
+    task = ClassificationTask()
+    examples = [TextExample("a", "alarm"), TextExample("b", "music"), TextExample("c", "oos"), TextExample("d", "oos")]
+    predictions = [{"label": "alarm", "score": 0.9, "in_scope_score": 5.0}, {"label": "oos", "score": 0.6, "in_scope_score": 1.0},
+                   {"label": "oos", "score": 0.7, "in_scope_score": 0.5}, {"label": "music", "score": 0.5, "in_scope_score": 2.0}]
+    metrics = task.evaluate(predictions, examples, ["alarm", "music"], options=options(fallback_label="oos")).metrics
+    assert metrics["in_scope_accuracy"] == 0.5 and metrics["oos_precision"] == 0.5 and metrics["oos_recall"] == 0.5
+    assert metrics["oos_auroc"] == pytest.approx(0.75) and metrics["accuracy"] == 0.5
+    assert "oos_recall" not in task.evaluate(predictions[:2], examples[:2], ["alarm", "music"]).metrics
+
+
+def test_feedback_accepts_the_fallback_label() -> None:
+    task = ClassificationTask()
+    gold = task.feedback_gold(TextExample("x"), {"label": "alarm"}, {"label": "oos"}, ["alarm", "music"], options(fallback_label="oos"))
+    assert gold == "oos"
+    with pytest.raises(DataError, match="label"):
+        task.feedback_gold(TextExample("x"), {"label": "alarm"}, {"label": "oos"}, ["alarm", "music"], options())
