@@ -23,7 +23,7 @@ def test_quickstart_on_real_minilm_reaches_target_accuracy(tmp_path, capsys):
     shutil.copytree(RECIPES / "data", tmp_path / "data")
     recipe = tmp_path / "quickstart.toml"
     recipe.write_text((RECIPES / "quickstart.toml").read_text())
-    code = main(["run", str(recipe), "-q", "train.epochs=2", 'export.formats=["onnx"]', "output.runs_dir=\"runs\""])
+    code = main(["run", str(recipe), "-q", "train.epochs=2", "train.min_steps=0", 'export.formats=["onnx"]', "output.runs_dir=\"runs\""])
     assert code == 0, capsys.readouterr().err
     (run_dir,) = (tmp_path / "runs").iterdir()
     metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
