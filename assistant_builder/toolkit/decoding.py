@@ -24,7 +24,7 @@ import numpy as np
 
 from assistant_builder.toolkit.tags import invalid_positions, repair, spans_from_tags, split_tag
 
-__all__ = ["DECODERS", "softmax", "word_probabilities", "argmax_tags", "best_path_tags", "bio_viterbi", "decode_word_tags",
+__all__ = ["drop_weak_entities", "DECODERS", "softmax", "word_probabilities", "argmax_tags", "best_path_tags", "bio_viterbi", "decode_word_tags",
            "tag_entities"]
 
 DECODERS = ("argmax", "best_path")
@@ -147,3 +147,21 @@ def tag_entities(tags: Sequence[str], scores: Sequence[float], text: str, offset
         entities.append({"label": label, "start": first, "end": last, "text": text[first:last],
                          "score": float(np.mean(scores[start:end]))})
     return entities
+
+
+def drop_weak_entities(tags: Sequence[str], entities: Sequence[dict[str, Any]], min_score: float) -> tuple[list[str], list[dict[str, Any]]]:
+    """Drop the entities whose ``score`` is below ``min_score`` and tag their words ``O``.
+
+    ``entities`` are ``tag_entities(tags, ...)``'s, in the order of ``spans_from_tags(tags)``.
+    Returns the new tags and the kept entities; ``min_score <= 0`` keeps everything.
+    """
+    tags = list(tags)
+    if min_score <= 0:
+        return tags, list(entities)
+    kept = []
+    for (start, end, _), entity in zip(spans_from_tags(tags), entities):
+        if entity["score"] < min_score:
+            tags[start:end] = ["O"] * (end - start)
+        else:
+            kept.append(entity)
+    return tags, kept

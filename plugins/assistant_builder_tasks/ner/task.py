@@ -19,7 +19,7 @@ from assistant_builder.errors import DataError
 from assistant_builder.toolkit.agreement import example_agreement, unit_agreement
 from assistant_builder.toolkit.alignment import first_token_targets, words_of_input
 from assistant_builder.toolkit.collate import collate
-from assistant_builder.toolkit.decoding import decode_word_tags, tag_entities, word_probabilities
+from assistant_builder.toolkit.decoding import decode_word_tags, drop_weak_entities, tag_entities, word_probabilities
 from assistant_builder.toolkit.shapes import SHAPES, is_cased, lowercases, token_shapes
 from assistant_builder.toolkit.tags import tag_list, tag_types
 from assistant_builder.toolkit.windows import encode_words, special_layout
@@ -33,6 +33,8 @@ class NerOptions(ComponentOptions):
     invalid_tags: Literal["repair", "error"] = Field("repair", description="an entity starting with I- (after O or another type): 'repair' reads it as B- (with a warning), 'error' stops with file:line")
     stride: int = Field(32, ge=0, le=4096, description="tokens of overlap between the windows of a sentence longer than model.max_length (at most half a window)")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout before the token classification layer")
+    min_entity_score: float = Field(0.0, ge=0.0, le=1.0, description="drop predicted entities whose score (mean word "
+                                    "probability) is below this, their words tagged O (0 = keep all)")
     word_shape: Literal["auto", "on", "off"] = Field(
         "auto", description="add a learned embedding of each word's casing/shape (lower, Title, UPPER, mIxed, number, other) "
                             "to its tokens, for an encoder whose tokenizer lowercases: 'auto' turns it on when the tokenizer "
@@ -157,7 +159,8 @@ class NerTask(Task):
         for example, example_windows in zip(examples, windows):
             probabilities = word_probabilities(len(example.tokens), labels, example_windows)
             tags, scores = decode_word_tags(probabilities, labels, "argmax")
-            predictions.append({"entities": tag_entities(tags, scores, example.text, example.offsets), "tags": tags})
+            tags, entities = drop_weak_entities(tags, tag_entities(tags, scores, example.text, example.offsets), options.min_entity_score)
+            predictions.append({"entities": entities, "tags": tags})
         return predictions
 
     def evaluate(self, predictions: Sequence[dict[str, Any]], examples: Sequence[TokenExample],

@@ -88,3 +88,13 @@ def test_temperature_scaling_recovers_the_temperature_and_lowers_ece() -> None:
     assert ece_scaled < 0.03 < ece_raw
     bins = reliability_bins(scaled.max(1), scaled.argmax(1) == gold, 10)
     assert sum(b.count for b in bins) == 4000
+
+
+def test_weak_entities_are_dropped_and_their_words_tagged_o() -> None:
+    from assistant_builder.toolkit.decoding import drop_weak_entities, tag_entities
+
+    tags = ["B-person", "I-person", "O", "B-city"]
+    entities = tag_entities(tags, [0.9, 0.8, 1.0, 0.4], "ann lee in oslo", [(0, 3), (4, 7), (8, 10), (11, 15)])
+    kept_tags, kept = drop_weak_entities(tags, entities, 0.5)
+    assert kept_tags == ["B-person", "I-person", "O", "O"] and [e["text"] for e in kept] == ["ann lee"]
+    assert drop_weak_entities(tags, entities, 0.0) == (tags, entities)
