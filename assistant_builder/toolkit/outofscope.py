@@ -16,6 +16,9 @@ on the encoder's sentence vectors, and an out-of-scope class alone (``bench/RESU
 * fewer than ``min_correct`` correctly classified in-scope examples: no threshold can be fitted
   (``None``: nothing is rejected), with a warning that gives the count.
 
+A fitted threshold lies halfway between the two validation scores it separates, never on one, so a
+score that differs by rounding (an exported model) gets the same decision.
+
 Numpy only, torch-free. Scores: higher means more in scope.
 """
 
@@ -124,15 +127,26 @@ def fit_threshold(scores: Sequence[float], correct: Sequence[bool], out_of_scope
         if best is None or best.oos_f1 <= 0:
             return ThresholdFit(None, objective, keep_all, ["no threshold catches out-of-scope examples within the in-scope "
                                                             "accuracy floor; nothing is rejected"])
-        return ThresholdFit(best.threshold, objective, best)
+        threshold = _between(s, float(best.threshold))
+        return ThresholdFit(threshold, objective, rejection_scores(s, c, o, threshold))
     ordered = np.sort(correct_in)
-    threshold = float(ordered[int(np.floor((1.0 - keep) * len(ordered)))])
+    threshold = _between(s, float(ordered[int(np.floor((1.0 - keep) * len(ordered)))]))
     objective = f"keep >= {keep:.0%} of the correctly classified in-scope validation examples"
     warnings = []
     if o.any():
         warnings.append(f"only {int(o.sum())} out-of-scope validation examples (at least {min_out_of_scope} are needed to "
                         f"fit on them); threshold chosen to {objective}")
     return ThresholdFit(threshold, objective, rejection_scores(s, c, o, threshold), warnings)
+
+
+def _between(scores: np.ndarray, threshold: float) -> float:
+    """The midpoint between the highest score below ``threshold`` and the lowest at or above it: the same
+    decisions on the fitting data, with the widest margin on both sides (so an exported model whose scores
+    differ by rounding decides the same way)."""
+    below, above = scores[scores < threshold], scores[scores >= threshold]
+    if not len(below) or not len(above):
+        return threshold
+    return float((below.max() + above.min()) / 2.0)
 
 
 def auroc(in_scope_scores: Sequence[float], out_of_scope_scores: Sequence[float]) -> float:

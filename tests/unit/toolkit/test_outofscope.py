@@ -98,3 +98,12 @@ def test_weak_entities_are_dropped_and_their_words_tagged_o() -> None:
     kept_tags, kept = drop_weak_entities(tags, entities, 0.5)
     assert kept_tags == ["B-person", "I-person", "O", "O"] and [e["text"] for e in kept] == ["ann lee"]
     assert drop_weak_entities(tags, entities, 0.0) == (tags, entities)
+
+
+def test_a_fitted_threshold_lies_between_scores_not_on_one() -> None:
+    for scores, correct, oos in (separable(), separable(n_oos=0)):
+        threshold = fit_threshold(scores, correct, oos).threshold
+        gap = np.abs(scores - threshold).min()
+        assert gap > 1e-6  # a rounding difference of the exported model cannot flip a validation decision
+        nearest = np.sort(np.abs(scores - threshold))[:2]
+        assert nearest[0] == pytest.approx(nearest[1])  # halfway between its neighbours
