@@ -246,7 +246,7 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
 
 
 def describe_rule(rule: DecisionRule) -> str:
-    """One stage line for a fitted decision rule: temperature, rejection threshold and its figures, warnings."""
+    """One stage line for a fitted decision rule: temperature, rejection threshold, no-answer threshold, their figures, warnings."""
     parts = []
     calibration = rule.summary.get("calibration") or {}
     if calibration.get("method") == "temperature":
@@ -259,6 +259,11 @@ def describe_rule(rule: DecisionRule) -> str:
             figures += f", out-of-scope recall {rejection['oos_recall']} precision {rejection.get('oos_precision')}"
         parts.append(f"'{rejection['fallback_label']}' below energy {threshold:.3f}: {figures}" if threshold is not None
                      else f"'{rejection['fallback_label']}': no threshold ({figures})")
+    no_answer = rule.summary.get("no_answer")
+    if no_answer and no_answer.get("fitted"):
+        before, after = no_answer["before"], no_answer["after"]
+        parts.append(f"no-answer threshold {after['null_threshold']:.3f} (F1 {before['f1']} -> {after['f1']}, "
+                     f"no-answer accuracy {before['no_ans_accuracy']} -> {after['no_ans_accuracy']})")
     parts += [f"warning: {w}" for w in rule.warnings]
     return "; ".join(parts) or "fitted"
 

@@ -112,3 +112,59 @@ def test_bad_qa_data_exits_2_with_a_located_error(tmp_path, write_recipe, capsys
     assert main(["run", str(recipe), "-q"]) == 2
     err = capsys.readouterr().err
     assert "train.jsonl:5: question 'train-4': " + ("answer" if bad == "answer" else "empty question") in err
+
+
+#: (a word only that fact puts in a context, a question about the fact) for questions without an answer
+UNANSWERABLE = [("alarm", "when is the alarm"), ("weather", "what is the weather in paris"), ("call", "when can dad call"),
+                ("buy", "what should i buy for mom"), ("play", "what song should you play")]
+
+
+def write_data_with_unanswerable(directory: Path) -> None:
+    """As ``write_data``, with every third question asked about a fact its context does not have (answer: none)."""
+    rng = random.Random(5)
+    for split, count in (("train", 48), ("valid", 18)):
+        rows = []
+        for i in range(count):
+            row = make_example(rng, f"{split}-{i}")
+            if i % 3 == 2:
+                row["question"] = next(q for word, q in UNANSWERABLE if word not in row["context"].split())
+                row["answers"] = {"text": [], "answer_start": []}
+            rows.append(row)
+        (directory / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_qa_run_fits_the_no_answer_threshold_on_validation(tmp_path, write_recipe, capsys):
+    write_data_with_unanswerable(tmp_path)
+    recipe = write_recipe(
+        tmp_path,
+        model={"max_length": 40},
+        task={"type": "qa", "options": {"stride": 8, "allow_unanswerable": True}},
+        data={"train": "train.jsonl", "validation": "valid.jsonl"},
+        train={"epochs": 2, "batch_size": 8, "learning_rate": 3e-3, "head_learning_rate": 3e-3, "warmup_ratio": 0.0,
+               "early_stopping_patience": 0, "seed": 7},
+        export={"formats": ["onnx"], "max_metric_drop": 0.0, "min_agreement": 1.0},
+        output={"runs_dir": "runs"},
+    )
+    assert main(["run", str(recipe)]) == 0
+    out = capsys.readouterr()
+    (run_dir,) = sorted((tmp_path / "runs").iterdir())
+
+    options = json.loads((run_dir / "task_options.json").read_text())
+    threshold = options["null_threshold"]
+    assert isinstance(threshold, float) and options["allow_unanswerable"] is True
+    summary = json.loads((run_dir / "summary.json").read_text())
+    fit = summary["decision_rule"]["no_answer"]
+    assert fit["fitted"] and fit["null_threshold"] == threshold and (fit["has_answer"], fit["no_answer"]) == (12, 6)
+    assert fit["after"]["f1"] >= fit["before"]["f1"]  # the fit maximises validation F1, and 0 was a candidate rule
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["decision_rule"] == summary["decision_rule"] and metrics["counts"]["no_answer"] == 6
+    assert round(metrics["metrics"]["f1"], 4) == fit["after"]["f1"]  # the run is evaluated with the fitted threshold
+    assert round(metrics["metrics"]["no_ans_f1"], 4) == fit["after"]["no_ans_accuracy"]
+    report = (run_dir / "report.md").read_text()
+    assert "## No-answer threshold" in report and f"**{threshold:.4f}**" in report
+    assert "no-answer threshold" in out.out + out.err  # the stage line
+
+    manifest = json.loads((run_dir / "exports" / "onnx" / "manifest.json").read_text())
+    assert manifest["task_options"]["null_threshold"] == threshold
+    (report_onnx,) = json.loads((run_dir / "export_report.json").read_text())
+    assert report_onnx["passed"] and report_onnx["agreement"] == 1.0, report_onnx

@@ -8,7 +8,10 @@ the null answer, when unanswerable questions are on), so it lies in [0, 1].
 
 The null answer (``""``) is the first token (CLS) as both start and end; its score is the lowest
 CLS score over the question's windows. It is predicted, when allowed, if it beats the best span
-by more than ``null_threshold``.
+by more than ``null_threshold``: if ``Candidates.null_difference`` (null score minus best span
+score) is above it. ``question_candidates`` / ``candidates_all`` rank a question's spans and
+``decide`` turns them into the prediction; ``no_answer.py`` fits ``null_threshold`` on the same
+candidates.
 """
 
 from __future__ import annotations
@@ -58,9 +61,23 @@ def _top_context(logits: np.ndarray, context: np.ndarray, n: int) -> list[int]:
     return [int(i) for i in order if context[i]]
 
 
-def decode_example(feature_rows: Sequence[tuple[Feature, np.ndarray, np.ndarray]], context: str, n_best: int,
-                   max_answer_length: int, allow_null: bool, null_threshold: float) -> dict[str, Any]:
-    """The prediction for one question from its windows ``(feature, start_logits, end_logits)``."""
+@dataclass(frozen=True)
+class Candidates:
+    """One question's spans, best first (at most ``n_best``, distinct offsets), and its null (CLS) score."""
+
+    spans: tuple[Span, ...]
+    null_score: float
+
+    @property
+    def null_difference(self) -> float:
+        """``null_score - best span score``; the null answer is predicted when this is above ``null_threshold``
+        (``inf`` without any span: the null answer is then always predicted, when allowed)."""
+        return self.null_score - self.spans[0].score if self.spans else float("inf")
+
+
+def question_candidates(feature_rows: Sequence[tuple[Feature, np.ndarray, np.ndarray]], n_best: int,
+                        max_answer_length: int) -> Candidates:
+    """The ranked spans of one question over its windows ``(feature, start_logits, end_logits)`` and its null score."""
     best: dict[tuple[int, int], float] = {}
     null_score = np.inf
     for feature, start_logits, end_logits in feature_rows:
@@ -70,21 +87,41 @@ def decode_example(feature_rows: Sequence[tuple[Feature, np.ndarray, np.ndarray]
             if span.score > best.get(key, -np.inf):
                 best[key] = span.score
     ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:n_best]
-    scores = [score for _, score in ranked] + ([null_score] if allow_null and np.isfinite(null_score) else [])
+    return Candidates(tuple(Span(start, end, score) for (start, end), score in ranked), float(null_score))
+
+
+def decide(candidates: Candidates, context: str, allow_null: bool, null_threshold: float) -> dict[str, Any]:
+    """The prediction for one question from its ``candidates``: the best span, or ``""`` when allowed and
+    ``candidates.null_difference > null_threshold``."""
+    spans, null_score = candidates.spans, candidates.null_score
+    scores = [s.score for s in spans] + ([null_score] if allow_null and np.isfinite(null_score) else [])
     probabilities = softmax(np.array(scores, dtype=np.float64)) if scores else np.zeros(0)
-    if allow_null and (not ranked or null_score - ranked[0][1] > null_threshold):
+    if allow_null and (not spans or candidates.null_difference > null_threshold):
         return {"answer": "", "start": None, "end": None, "score": float(probabilities[-1]) if len(probabilities) else 1.0}
-    if not ranked:
+    if not spans:
         return {"answer": "", "start": None, "end": None, "score": 0.0}
-    (start, end), _ = ranked[0]
-    return {"answer": context[start:end], "start": start, "end": end, "score": float(probabilities[0])}
+    return {"answer": context[spans[0].start:spans[0].end], "start": spans[0].start, "end": spans[0].end,
+            "score": float(probabilities[0])}
+
+
+def decode_example(feature_rows: Sequence[tuple[Feature, np.ndarray, np.ndarray]], context: str, n_best: int,
+                   max_answer_length: int, allow_null: bool, null_threshold: float) -> dict[str, Any]:
+    """The prediction for one question from its windows ``(feature, start_logits, end_logits)``."""
+    return decide(question_candidates(feature_rows, n_best, max_answer_length), context, allow_null, null_threshold)
+
+
+def candidates_all(start_logits: Sequence[np.ndarray], end_logits: Sequence[np.ndarray], features: Sequence[Feature],
+                   questions: int, n_best: int, max_answer_length: int) -> list[Candidates]:
+    """``Candidates`` of each of ``questions`` questions, from per-feature logits aligned with ``features``."""
+    rows: list[list[tuple[Feature, np.ndarray, np.ndarray]]] = [[] for _ in range(questions)]
+    for feature, start, end in zip(features, start_logits, end_logits):
+        rows[feature["example_index"]].append((feature, np.asarray(start), np.asarray(end)))
+    return [question_candidates(r, n_best, max_answer_length) for r in rows]
 
 
 def decode_all(start_logits: Sequence[np.ndarray], end_logits: Sequence[np.ndarray], features: Sequence[Feature],
                contexts: Sequence[str], n_best: int, max_answer_length: int, allow_null: bool,
                null_threshold: float) -> list[dict[str, Any]]:
     """One prediction per context (question), from per-feature logits aligned with ``features``."""
-    rows: list[list[tuple[Feature, np.ndarray, np.ndarray]]] = [[] for _ in contexts]
-    for feature, start, end in zip(features, start_logits, end_logits):
-        rows[feature["example_index"]].append((feature, np.asarray(start), np.asarray(end)))
-    return [decode_example(r, c, n_best, max_answer_length, allow_null, null_threshold) for r, c in zip(rows, contexts)]
+    candidates = candidates_all(start_logits, end_logits, features, len(contexts), n_best, max_answer_length)
+    return [decide(c, context, allow_null, null_threshold) for c, context in zip(candidates, contexts)]

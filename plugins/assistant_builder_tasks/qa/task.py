@@ -3,7 +3,8 @@
 Reads SQuAD v1.1/v2.0 JSON or JSONL; long contexts are split into overlapping windows
 (``encoding.py``); the model predicts start and end logits per token (``model.py``); the decoder
 picks the best span over all windows (``decoding.py``); metrics are the official SQuAD EM and F1
-(``metrics.py``). Torch-free at import time: ``encode``, ``decode``, ``evaluate`` and
+(``metrics.py``). With unanswerable questions the no-answer threshold is fitted on validation
+after training (``no_answer.py``). Torch-free at import time: ``encode``, ``decode``, ``evaluate`` and
 ``parse_input`` run in the ONNX runtime.
 """
 
@@ -15,14 +16,16 @@ from typing import Any
 
 from pydantic import Field
 
-from assistant_builder.contracts import Agreement, ComponentOptions, Evaluation, Feature, FeatureOutputs, Task, TaskData
+from assistant_builder.contracts import (Agreement, ComponentOptions, DecisionRule, Evaluation, Feature, FeatureOutputs, Task,
+                                         TaskData)
 from assistant_builder.errors import DataError
 from assistant_builder.toolkit.agreement import example_agreement, overlap_agreement
 from assistant_builder.toolkit.collate import collate
 from assistant_builder_tasks.qa.data import QAExample, load_split
-from assistant_builder_tasks.qa.decoding import decode_all
+from assistant_builder_tasks.qa.decoding import candidates_all, decode_all
 from assistant_builder_tasks.qa.encoding import encode_examples
 from assistant_builder_tasks.qa.metrics import METRIC_NAMES, evaluate_answers, f1_score, normalize_answer
+from assistant_builder_tasks.qa.no_answer import fit_rule, null_threshold
 
 TARGETS = ("start_positions", "end_positions")
 
@@ -33,8 +36,10 @@ class QAOptions(ComponentOptions):
     stride: int = Field(128, ge=0, description="tokens shared by consecutive windows of a long context (capped at half a window)")
     n_best: int = Field(20, ge=1, le=200, description="start and end candidates per window considered when decoding")
     max_answer_length: int = Field(30, ge=1, description="longest answer, in tokens")
-    null_threshold: float = Field(0.0, description="with allow_unanswerable: answer \"\" when the no-answer score beats the best span "
-                                                   "by more than this (raise it to answer more often)")
+    null_threshold: float | None = Field(None, description="with allow_unanswerable: answer \"\" when the no-answer score beats the "
+                                                          "best span by more than this (raise it to answer more often). Unset: "
+                                                          "fitted on validation to maximise F1 when it has questions with and "
+                                                          "without an answer, else 0; a value set here is kept, not refitted")
 
 
 class QATask(Task):
@@ -101,7 +106,17 @@ class QATask(Task):
     def decode(self, outputs: FeatureOutputs, features: Sequence[Feature], examples: Sequence[QAExample],
                labels: Sequence[str], options: QAOptions) -> list[dict[str, Any]]:  # type: ignore[override]
         return decode_all(outputs["start_logits"], outputs["end_logits"], features, [e.context for e in examples],
-                          options.n_best, options.max_answer_length, options.allow_unanswerable, options.null_threshold)
+                          options.n_best, options.max_answer_length, options.allow_unanswerable, null_threshold(options))
+
+    def fit_decision_rule(self, outputs: FeatureOutputs, features: Sequence[Feature], examples: Sequence[QAExample],
+                          labels: Sequence[str], options: QAOptions) -> DecisionRule | None:  # type: ignore[override]
+        """With ``allow_unanswerable`` and ``null_threshold`` unset: the no-answer threshold that maximises
+        validation F1 (``no_answer.fit_rule``); ``None`` otherwise."""
+        if not options.allow_unanswerable or options.null_threshold is not None:
+            return None
+        candidates = candidates_all(outputs["start_logits"], outputs["end_logits"], features, len(examples), options.n_best,
+                                    options.max_answer_length)
+        return fit_rule(candidates, examples, options)
 
     def evaluate(self, predictions: Sequence[dict[str, Any]], examples: Sequence[QAExample],
                  labels: Sequence[str]) -> Evaluation:  # type: ignore[override]
