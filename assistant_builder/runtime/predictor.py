@@ -186,8 +186,14 @@ def load_predictor(path: str | Path, variant: str = "auto", *, options: Mapping[
 
 
 def decision_rule(options: ComponentOptions) -> dict[str, Any] | None:
-    """The out-of-scope rule and calibration a model decides with (``GET /info``), or None when it has neither."""
+    """The rejection rule and calibration a model decides with (``GET /info``), or None when it has none.
+
+    Classification: the out-of-scope rule and temperature; qa with ``allow_unanswerable``: the
+    no-answer threshold it answers ``""`` beyond (``null_threshold``; None = the default 0).
+    """
     fields = options.model_dump()
+    if fields.get("allow_unanswerable"):
+        return {"allow_unanswerable": True, "null_threshold": fields.get("null_threshold")}
     if fields.get("fallback_label") is None and fields.get("temperature", 1.0) == 1.0:
         return None
     return {k: fields[k] for k in ("fallback_label", "fallback_threshold", "fallback_margin", "temperature") if k in fields}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from assistant_builder.cli.main import main
+from assistant_builder.runtime.predictor import load_predictor
 
 FACTS = [
     ("the alarm is at {h} am", "when is the alarm", "{h} am"),
@@ -168,3 +169,5 @@ def test_qa_run_fits_the_no_answer_threshold_on_validation(tmp_path, write_recip
     assert manifest["task_options"]["null_threshold"] == threshold
     (report_onnx,) = json.loads((run_dir / "export_report.json").read_text())
     assert report_onnx["passed"] and report_onnx["agreement"] == 1.0, report_onnx
+    predictor = load_predictor(run_dir / "exports" / "onnx")
+    assert predictor.info["decision_rule"] == {"allow_unanswerable": True, "null_threshold": threshold}  # GET /info
