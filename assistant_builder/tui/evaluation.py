@@ -5,6 +5,13 @@ Torch- and textual-free. Classification errors come from ``validation_prediction
 with the validation examples the task reloads from the run's resolved recipe (same split); when the
 data cannot be reloaded, and for other tasks, the ``errors``/``worst`` lists of ``metrics.json`` are
 shown read-only.
+
+For a run with a fallback label (out-of-scope rejection, ``docs/out_of_scope.md``), the same join
+gives every validation example's in-scope score, gold label and top in-scope label (``scored``, for
+the threshold what-if of ``tui/threshold.py``), and the run's threshold from ``task_options.json``.
+Runs whose predictions have no ``in_scope_score`` (older runs, no fallback label) leave ``scored``
+empty and the screen hides its out-of-scope panel. The reliability bins come from
+``metrics.json``'s ``decision_rule.calibration``.
 """
 
 from __future__ import annotations
@@ -14,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assistant_builder.engine.run import TASK_OPTIONS_FILE
 from assistant_builder.errors import BuilderError
 from assistant_builder.tui.project import RunInfo, read_json, read_run
+from assistant_builder.tui.threshold import ScoredExample
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,16 @@ class RunEvaluation:
     confusion: list[list[int]] | None = None
     errors: list[ErrorRow] = field(default_factory=list)
     note: str = ""
+    #: out-of-scope rejection: the fallback label, the run's threshold (``None``: none fitted) and margin
+    fallback_label: str | None = None
+    fallback_threshold: float | None = None
+    fallback_margin: float = 0.0
+    #: every validation example with its in-scope score (empty: no out-of-scope panel)
+    scored: list[ScoredExample] = field(default_factory=list)
+    #: how many validation predictions the run's rule rejected (``"in_scope": false``)
+    run_rejected: int = 0
+    #: ``decision_rule.calibration`` of metrics.json: temperature, ece_before/after, reliability bins
+    calibration: dict[str, Any] = field(default_factory=dict)
 
 
 def _short(value: Any) -> str:
@@ -65,8 +84,9 @@ def _generic_errors(details: dict[str, Any], classification: bool) -> list[Error
     return rows
 
 
-def _classification_errors(run_dir: Path, registry: Any) -> list[ErrorRow]:
-    """Every misclassified validation example, with its text, source line and prediction."""
+def _classification_rows(run_dir: Path, registry: Any, evaluation: RunEvaluation) -> list[ErrorRow]:
+    """Every misclassified validation example, with its text, source line and prediction; fills
+    ``evaluation.scored`` when the run rejects out-of-scope inputs."""
     from assistant_builder.recipe.loader import load_run_recipe
 
     recipe = load_run_recipe(run_dir).recipe
@@ -76,7 +96,11 @@ def _classification_errors(run_dir: Path, registry: Any) -> list[ErrorRow]:
     task = registry.create("task", recipe.task.type)
     options = task.Options.model_validate(recipe.task.options)
     examples = task.load_data(data, options).validation
-    rows = []
+    # the options the run decided with: task_options.json holds the fitted threshold
+    saved = read_json(run_dir / TASK_OPTIONS_FILE)
+    decided = saved if isinstance(saved, dict) else dict(recipe.task.options)
+    fallback = decided.get("fallback_label")
+    rows, scored, rejected = [], [], 0
     with open(run_dir / "validation_predictions.jsonl", encoding="utf-8") as handle:
         for line in handle:
             prediction = json.loads(line)
@@ -85,6 +109,16 @@ def _classification_errors(run_dir: Path, registry: Any) -> list[ErrorRow]:
             if prediction.get("label") != example.label:
                 rows.append(ErrorRow(example.text, str(example.label), str(prediction.get("label")), float(prediction.get("score", 0.0)),
                                      {"text": example.text}, prediction, example.source))
+            if fallback and isinstance(prediction.get("in_scope_score"), (int, float)):
+                top = prediction.get("top") or [prediction]
+                scored.append(ScoredExample(example.text, str(example.label), str(top[0].get("label")), float(prediction["in_scope_score"]),
+                                            example.label == fallback, example.source))
+                rejected += prediction.get("in_scope") is False
+    if fallback and len(scored) == len(examples):  # every example scored, else no what-if (figures would be wrong)
+        threshold = decided.get("fallback_threshold")
+        evaluation.fallback_label, evaluation.scored, evaluation.run_rejected = str(fallback), scored, rejected
+        evaluation.fallback_threshold = float(threshold) if isinstance(threshold, (int, float)) else None
+        evaluation.fallback_margin = float(decided.get("fallback_margin") or 0.0)
     return rows
 
 
@@ -96,6 +130,8 @@ def load_evaluation(run_dir: str | Path, registry: Any = None) -> RunEvaluation:
     evaluation = RunEvaluation(run, details.get("metric", run.metric), details.get("metrics", run.metrics),
                                details.get("per_label") or details.get("per_type") or {},
                                list(details.get("labels") or details.get("entity_types") or []), details.get("confusion_matrix"))
+    calibration = (details.get("decision_rule") or {}).get("calibration")
+    evaluation.calibration = calibration if isinstance(calibration, dict) else {}
     if not details:
         evaluation.note = f"{run_dir.name} has no evaluation yet ({run.status})"
         return evaluation
@@ -106,7 +142,7 @@ def load_evaluation(run_dir: str | Path, registry: Any = None) -> RunEvaluation:
                 from assistant_builder.registry import build_registry
 
                 registry = build_registry()
-            errors = _classification_errors(run_dir, registry)
+            errors = _classification_rows(run_dir, registry, evaluation)
         except (BuilderError, OSError, ValueError, IndexError, KeyError) as exc:
             evaluation.note = f"validation data could not be reloaded ({exc}); showing the errors saved in metrics.json"
     if errors is None:

@@ -103,3 +103,29 @@ def test_builder_serve_threshold_per_server_and_per_request(run_dir: Path) -> No
         bad = client.post("/predict", json={"input": "x", "fallback_threshold": "high"})
         assert bad.status_code == 422 and "fallback_threshold: expected a number" in bad.json()["error"]["message"]
         assert "fallback_threshold" in json.dumps(client.get("/openapi.json").json())
+
+
+def test_the_tui_what_if_at_the_runs_threshold_gives_the_runs_figures(run_dir: Path) -> None:
+    """The Evaluate screen's what-if reads what the engine wrote and, at the run's own threshold,
+    rejects exactly what the run rejected, with the report's figures."""
+    from assistant_builder.tui.evaluation import load_evaluation
+    from assistant_builder.tui.threshold import candidate_thresholds, step_threshold, what_if
+
+    rule = json.loads((run_dir / "metrics.json").read_text())["decision_rule"]
+    evaluation = load_evaluation(run_dir)
+    assert evaluation.fallback_label == "out_of_scope" and evaluation.fallback_threshold == rule["rejection"]["threshold"]
+    assert sum(e.out_of_scope for e in evaluation.scored) == len(OUT_OF_SCOPE)
+    result = what_if(evaluation.scored, evaluation.fallback_threshold)
+    assert result.rejected == evaluation.run_rejected
+    for key in ("in_scope_accuracy", "kept", "oos_precision", "oos_recall", "oos_f1"):
+        assert getattr(result.scores, key) == pytest.approx(rule["rejection"][key], abs=1e-4), key
+    reliability = evaluation.calibration["reliability"]
+    assert sum(b["count"] for b in reliability["after"]) == sum(not e.out_of_scope for e in evaluation.scored)
+    # a threshold moved in the TUI rejects what the bundled model rejects with --fallback-threshold at that value
+    candidates = candidate_thresholds([e.score for e in evaluation.scored])
+    moved = step_threshold(candidates, evaluation.fallback_threshold, len(candidates) // 2)
+    assert moved is not None
+    bundled = load_predictor(run_dir, options={"fallback_threshold": moved}).predict([e.text for e in evaluation.scored])
+    rejected = {e.text for r, e in what_if(evaluation.scored, moved).rows if r}
+    assert 0 < len(rejected) < len(evaluation.scored)
+    assert rejected == {e.text for e, p in zip(evaluation.scored, bundled) if not p["in_scope"]}

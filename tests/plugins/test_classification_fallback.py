@@ -65,6 +65,13 @@ def test_fit_rule_fits_threshold_and_temperature_and_the_rule_rejects_out_of_sco
     assert rejection["oos_recall"] > 0.9 and rejection["in_scope_accuracy"] >= 0.98 and rejection["validation_out_of_scope"] == 40
     assert "## Out-of-scope rejection" in rule.report and "## Calibration" in rule.report and "reliability.png" in rule.files
     assert rule.files["reliability.png"][:8] == b"\x89PNG\r\n\x1a\n"
+    # the reliability bins saved for the TUI: the 120 in-scope examples, before and after calibration
+    reliability = rule.summary["calibration"]["reliability"]
+    for side in ("before", "after"):
+        assert sum(b["count"] for b in reliability[side]) == 120 and all(b["low"] < b["confidence"] <= b["high"] for b in reliability[side])
+        right = sum(b["accuracy"] * b["count"] for b in reliability[side])
+        assert right == pytest.approx(float(np.sum(logits_in.argmax(axis=1) == gold_in)), abs=1e-2)
+    assert reliability["before"][-1]["high"] == 1.0 and reliability["before"] != reliability["after"]  # T changed the confidences
     predictions = decide(logits, LABELS, rule.options)
     assert sum(not p["in_scope"] for p in predictions[120:]) / 40 == pytest.approx(rejection["oos_recall"])
     # a threshold the user set is kept, not refitted

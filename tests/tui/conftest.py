@@ -66,15 +66,16 @@ def make_project(tmp_path: Path, registry: Any) -> Callable[..., Any]:
 
 
 def make_run(runs_dir: Path, stamp: str, *, name: str = "demo", finished: bool = True, onnx: bool = False,
-             rows: list[tuple[str, str, str, float]] | None = None) -> Path:
-    """A run directory as the engine writes it. ``rows``: (text, gold, predicted, score) validation rows."""
+             rows: list[tuple[str, str, str, float]] | None = None, options: dict[str, Any] | None = None) -> Path:
+    """A run directory as the engine writes it. ``rows``: (text, gold, predicted, score) validation rows;
+    ``options``: more task options for the recipe."""
     rows = rows if rows is not None else [("wake me at 7", "alarm", "alarm", 0.9), ("will it rain", "weather", "music", 0.8),
                                           ("play jazz", "music", "music", 0.95), ("alarm at 6", "alarm", "weather", 0.6)]
     run = runs_dir / f"{name}-{stamp}"
     run.mkdir(parents=True)
     valid = run / "valid.jsonl"
     valid.write_text("".join(json.dumps({"text": t, "intent": g}) + "\n" for t, g, _, _ in rows))
-    recipe = {"recipe_version": 1, "name": name, "task": {"type": "classification", "options": {"label_field": "intent"}},
+    recipe = {"recipe_version": 1, "name": name, "task": {"type": "classification", "options": {"label_field": "intent", **(options or {})}},
               "data": {"train": str(valid), "validation": str(valid)}, "train": {"trainer": "full", "epochs": 4},
               "export": {"formats": []}}
     (run / "recipe.resolved.json").write_text(json.dumps(recipe))
@@ -106,6 +107,39 @@ def make_run(runs_dir: Path, stamp: str, *, name: str = "demo", finished: bool =
     (run / "summary.json").write_text(json.dumps({"run_dir": str(run), "task": "classification", "trainer": "full", "metric": "accuracy",
                                                   "metrics": metrics, "best_epoch": 2, "epochs_run": 4, "train_examples_per_second": 88.0,
                                                   "exports": exports}))
+    return run
+
+
+OOS = "out_of_scope"
+#: (text, gold, top in-scope label, in-scope score): five in-scope examples (one wrong) and three out-of-scope
+OOS_ROWS = [("wake me at 7", "alarm", "alarm", 9.0), ("will it rain", "weather", "weather", 8.0), ("play jazz", "music", "music", 7.0),
+            ("alarm at 6", "alarm", "weather", 3.5), ("is it cold", "weather", "weather", 3.0), ("tell me a joke", OOS, "music", 5.0),
+            ("capital of peru", OOS, "weather", 2.0), ("who won the match", OOS, "alarm", 1.0)]
+#: reliability bins as fallback.fit_rule saves them (over-confident before calibration)
+RELIABILITY = {"before": [{"low": 0.8, "high": 0.9, "count": 2, "confidence": 0.85, "accuracy": 0.5},
+                          {"low": 0.9, "high": 1.0, "count": 3, "confidence": 0.97, "accuracy": 0.67}],
+               "after": [{"low": 0.5, "high": 0.6, "count": 2, "confidence": 0.55, "accuracy": 0.5},
+                         {"low": 0.6, "high": 0.7, "count": 3, "confidence": 0.66, "accuracy": 0.67}]}
+
+
+def make_oos_run(runs_dir: Path, stamp: str, *, threshold: float | None = 4.25, rows: list[tuple[str, str, str, float]] = OOS_ROWS,
+                 name: str = "demo") -> Path:
+    """A finished run with out-of-scope rejection (``fallback_label``), as the engine writes it: the
+    fitted threshold in ``task_options.json``, ``in_scope``/``in_scope_score`` in the predictions and the
+    calibration summary with reliability bins in ``metrics.json``. Rejected: score < ``threshold``."""
+    rejected = [threshold is not None and s < threshold for _, _, _, s in rows]
+    run = make_run(runs_dir, stamp, name=name, options={"fallback_label": OOS},
+                   rows=[(t, g, OOS if r else c, 0.9) for (t, g, c, _), r in zip(rows, rejected)])
+    (run / "task_options.json").write_text(json.dumps({"label_field": "intent", "fallback_label": OOS, "fallback_threshold": threshold,
+                                                       "temperature": 1.5, "calibration": "temperature", "top_k": 3}))
+    (run / "validation_predictions.jsonl").write_text("".join(
+        json.dumps({"index": i, "label": OOS if r else c, "score": 0.1 if r else 0.9, "in_scope": not r, "in_scope_score": s,
+                    "top": [{"label": c, "score": 0.9}]}) + "\n" for i, ((_, _, c, s), r) in enumerate(zip(rows, rejected))))
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["decision_rule"] = {"calibration": {"method": "temperature", "temperature": 1.5, "ece_before": 0.2, "ece_after": 0.05,
+                                                "reliability": RELIABILITY},
+                                "rejection": {"fallback_label": OOS, "score": "energy", "threshold": threshold}}
+    (run / "metrics.json").write_text(json.dumps(metrics))
     return run
 
 
@@ -167,5 +201,5 @@ def screen_text(app: Any) -> str:
 def tui_helpers() -> Any:
     from types import SimpleNamespace
 
-    return SimpleNamespace(make_run=make_run, FakeEngine=FakeEngine, wait_until=wait_until, screen_text=screen_text,
+    return SimpleNamespace(make_run=make_run, make_oos_run=make_oos_run, OOS=OOS, OOS_ROWS=OOS_ROWS, FakeEngine=FakeEngine, wait_until=wait_until, screen_text=screen_text,
                            write_recipe=write_recipe, SIZE=SIZE, LABELS=LABELS, TEXTS=TEXTS)

@@ -1,4 +1,4 @@
-"""SVG snapshots of the five main screens at 100x30 (pytest-textual-snapshot; the files live in
+"""SVG snapshots of the five main screens (and the Evaluate screen's out-of-scope tab) at 100x30 (pytest-textual-snapshot; the files live in
 ``__snapshots__/test_tui_snapshots/``). Everything on screen is fixed: fake runs with fixed names and
 figures, a fake training engine, paths shown relative to the project folder, no notifications, no
 timings. After a deliberate UI change: ``pytest tests/tui/test_tui_snapshots.py --snapshot-update``
@@ -80,6 +80,18 @@ def test_evaluate_screen(snap_compare: Any, project: Any, registry: Any, tui_hel
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=loaded)
+
+
+def test_evaluate_out_of_scope_tab(snap_compare: Any, project: Any, registry: Any, tui_helpers: Any) -> None:
+    tui_helpers.make_oos_run(project.runs_dir, "20260101-000000")
+    app = BuilderApp(project, registry, start="evaluate")
+
+    async def moved(pilot: Any) -> None:
+        await tui_helpers.wait_until(pilot, lambda: app.screen.evaluation is not None)
+        await pilot.press("o", "right_square_bracket")  # the threshold one validation score up from the run's
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=moved)
 
 
 def test_runs_screen(snap_compare: Any, project: Any, registry: Any, tui_helpers: Any) -> None:

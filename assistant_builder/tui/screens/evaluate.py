@@ -2,6 +2,12 @@
 by confidence; ``b`` sends the highlighted error back to the labelling queue (marked for review,
 with its gold and predicted labels shown on the Label screen).
 
+For a run with out-of-scope rejection, an "Out of scope" tab (``o``) shows the rejected validation
+examples and the out-of-scope ones accepted; ``[`` / ``]`` (``{`` / ``}``: ten at a time, ``=``: back)
+move the threshold through the validation scores as a what-if, with the figures updated live. A
+"Calibration" tab (``c``) draws the reliability chart when the run saved its bins. Both tabs are
+hidden for runs without that data.
+
 The run is read in a worker thread (reloading the validation data can take a moment); the worker
 posts ``EvaluationLoaded`` and the handler fills the tables.
 """
@@ -24,6 +30,12 @@ from assistant_builder.tui.messages import EvaluationLoaded
 from assistant_builder.tui.project import Project, latest_run
 from assistant_builder.labelling.store import LabelStore
 from assistant_builder.tui.widgets.nav import NavBar
+from assistant_builder.tui.widgets.reliability_chart import ReliabilityChart
+from assistant_builder.tui.widgets.threshold_panel import ThresholdPanel
+
+#: tabs shown only when the run has their data, and the actions that need them
+OPTIONAL_TABS = {"eval-oos-tab": ("threshold", "threshold_reset"), "eval-calibration-tab": ()}
+THRESHOLD = Binding.Group("threshold", compact=True)
 
 
 class EvaluateScreen(Screen[None]):
@@ -33,6 +45,13 @@ class EvaluateScreen(Screen[None]):
         Binding("e", "show_tab('eval-errors-tab')", "errors", id="evaluate.errors"),
         Binding("x", "show_tab('eval-confusion-tab')", "confusion", id="evaluate.confusion"),
         Binding("s", "show_tab('eval-summary-tab')", "scores", id="evaluate.summary"),
+        Binding("o", "show_tab('eval-oos-tab')", "out of scope", id="evaluate.out_of_scope"),
+        Binding("left_square_bracket", "threshold(-1)", "threshold down", key_display="[", id="evaluate.threshold_down", group=THRESHOLD),
+        Binding("right_square_bracket", "threshold(1)", "threshold up", key_display="]", id="evaluate.threshold_up", group=THRESHOLD),
+        Binding("left_curly_bracket", "threshold(-10)", "threshold down 10", key_display="{", id="evaluate.threshold_down_10", show=False),
+        Binding("right_curly_bracket", "threshold(10)", "threshold up 10", key_display="}", id="evaluate.threshold_up_10", show=False),
+        Binding("equals_sign", "threshold_reset", "the run's threshold", key_display="=", id="evaluate.threshold_reset", show=False),
+        Binding("c", "show_tab('eval-calibration-tab')", "calibration", id="evaluate.calibration"),
     ]
 
     def __init__(self, project: Project, store: LabelStore, registry: Any) -> None:
@@ -57,11 +76,26 @@ class EvaluateScreen(Screen[None]):
                     yield DataTable(id="eval-per-label", cursor_type="row")
             with TabPane("Confusion", id="eval-confusion-tab"):
                 yield DataTable(id="eval-confusion")
+            with TabPane("Out of scope", id="eval-oos-tab"):
+                yield ThresholdPanel(id="eval-oos-panel")
+            with TabPane("Calibration", id="eval-calibration-tab"):
+                yield Static("", id="eval-calibration-figures")
+                yield ReliabilityChart(id="eval-reliability")
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = f"evaluate · {self.project.name}"
+        self.available: set[str] = set()  # the optional tabs this run has data for
+        for tab in OPTIONAL_TABS:
+            self.query_one(TabbedContent).hide_tab(tab)
         self.show_run(self.run_dir)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Out-of-scope and calibration keys only for a run that has that data (hidden from the footer otherwise)."""
+        for tab, actions in OPTIONAL_TABS.items():
+            if (action in actions or (action == "show_tab" and parameters == (tab,))) and tab not in getattr(self, "available", ()):
+                return False
+        return True
 
     def show_run(self, run_dir: Path | None = None) -> None:
         """Load ``run_dir`` (default: the newest finished run of the project) in a worker."""
@@ -96,6 +130,7 @@ class EvaluateScreen(Screen[None]):
         self._fill_metrics(evaluation)
         self._fill_confusion(evaluation)
         self._fill_errors(evaluation)
+        self._fill_optional(evaluation)
 
     def _fill_metrics(self, evaluation: RunEvaluation) -> None:
         table = self.query_one("#eval-metrics", DataTable)
@@ -128,10 +163,49 @@ class EvaluateScreen(Screen[None]):
         for error in evaluation.errors:
             table.add_row(f"{error.score:.3f}", error.gold[:20], error.predicted[:20], error.text[:200])
 
+    def _fill_optional(self, evaluation: RunEvaluation) -> None:
+        """The out-of-scope and calibration tabs, shown only when the run has their data."""
+        tabs = self.query_one(TabbedContent)
+        self.available = set()
+        if evaluation.scored and evaluation.fallback_label:
+            self.available.add("eval-oos-tab")
+            self.query_one(ThresholdPanel).show(evaluation.scored, evaluation.fallback_label, evaluation.fallback_threshold,
+                                                evaluation.run.path, evaluation.fallback_margin, evaluation.run_rejected)
+        calibration = evaluation.calibration
+        if (calibration.get("reliability") or {}).get("after"):
+            self.available.add("eval-calibration-tab")
+            ece = " → ".join(f"{side} {calibration[f'ece_{side}']:.4f}" for side in ("before", "after")
+                             if isinstance(calibration.get(f"ece_{side}"), (int, float)))
+            method = "temperature scaling" if calibration.get("method") == "temperature" else "no calibration"
+            self.query_one("#eval-calibration-figures", Static).update(
+                f"{method} T = {calibration.get('temperature', 1.0):.3f}" + (f" · ECE {ece}" if ece else "") + " · validation, 10 bins")
+            self.query_one(ReliabilityChart).draw(calibration)
+        for tab in OPTIONAL_TABS:
+            if tab in self.available:
+                tabs.show_tab(tab)
+            else:
+                if tabs.active == tab:
+                    tabs.active = "eval-errors-tab"
+                tabs.hide_tab(tab)
+        self.refresh_bindings()
+
     # -- actions --------------------------------------------------------------------------------
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
-        self.query_one(f"#{tab} DataTable", DataTable).focus()
+        tables = self.query(f"#{tab} DataTable")
+        if tables:
+            tables.first(DataTable).focus()
+
+    def action_threshold(self, steps: int) -> None:
+        """Move the out-of-scope threshold ``steps`` validation scores (a what-if: nothing is saved)."""
+        if self.query_one(TabbedContent).active != "eval-oos-tab":
+            self.action_show_tab("eval-oos-tab")
+        self.query_one(ThresholdPanel).step(steps)
+
+    def action_threshold_reset(self) -> None:
+        if self.query_one(TabbedContent).active != "eval-oos-tab":
+            self.action_show_tab("eval-oos-tab")
+        self.query_one(ThresholdPanel).reset()
 
     def action_reload(self) -> None:
         self.show_run(self.run_dir)

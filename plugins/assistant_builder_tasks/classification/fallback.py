@@ -91,7 +91,8 @@ def fit_rule(logits: np.ndarray, gold: Sequence[str], labels: Sequence[str], opt
     temperature = update.get("temperature", options.temperature)
     after = softmax(logits / temperature)
     calibration = {"method": options.calibration, "temperature": temperature,
-                   "ece_before": _finite(_ece(before, gold_ids, known)), "ece_after": _finite(_ece(after, gold_ids, known))}
+                   "ece_before": _finite(_ece(before, gold_ids, known)), "ece_after": _finite(_ece(after, gold_ids, known)),
+                   "reliability": {"before": _bins(before, gold_ids, known), "after": _bins(after, gold_ids, known)}}
     summary: dict[str, Any] = {"calibration": calibration}
     sections = [_calibration_section(calibration, after, gold_ids, known)]
     files: dict[str, bytes] = {}
@@ -140,6 +141,16 @@ def _ece(probabilities: np.ndarray, gold_ids: np.ndarray, known: np.ndarray) -> 
         return float("nan")
     probs = probabilities[known]
     return expected_calibration_error(probs.max(axis=1), probs.argmax(axis=1) == gold_ids[known])
+
+
+def _bins(probabilities: np.ndarray, gold_ids: np.ndarray, known: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:
+    """The non-empty reliability bins (as in the report's table) for ``metrics.json``: the TUI draws them."""
+    if not known.any():
+        return []
+    probs = probabilities[known]
+    return [{"low": round(b.low, 4), "high": round(b.high, 4), "count": b.count, "confidence": round(b.confidence, 4),
+             "accuracy": round(b.accuracy, 4)} for b in reliability_bins(probs.max(axis=1), probs.argmax(axis=1) == gold_ids[known], bins)
+            if b.count]
 
 
 def _calibration_section(calibration: dict[str, Any], after: np.ndarray, gold_ids: np.ndarray, known: np.ndarray) -> str:
