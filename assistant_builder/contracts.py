@@ -501,7 +501,7 @@ class Task(Component):
         ``label`` (``text_class`` tasks) must be one of ``labels``.
         """
         from assistant_builder.errors import DataError
-        from assistant_builder.feedback import require_label
+        from assistant_builder.feedback_values import require_label
 
         if correction.get("correct") is True:
             return self.prediction_gold(example, prediction)
@@ -519,7 +519,7 @@ class Task(Component):
         (``assistant_builder.feedback.default_confidence``): 0 for out-of-scope predictions, else the
         margin between the two best scores of ``top``, else the lowest entity ``score``, else ``score``.
         """
-        from assistant_builder.feedback import default_confidence
+        from assistant_builder.feedback_values import default_confidence
 
         return default_confidence(prediction)
 

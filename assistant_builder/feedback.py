@@ -3,18 +3,24 @@
 Public and torch-free: the built-in tasks use them, and so can a third-party task. Every checker
 raises ``DataError`` whose message starts with the field it is about (``label: ...``,
 ``entities[1].end: ...``), which ``builder serve`` returns as a 422 and ``data.extra`` as a located
-data error. Store shapes per labelling kind are described on ``contracts.StoreRecord``.
+data error. Store shapes per labelling kind are described on ``contracts.StoreRecord``. The value
+checks and confidence measures live in ``feedback_values`` (``contracts`` uses them) and are
+re-exported here.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from assistant_builder.contracts import StoreRecord, Task
 from assistant_builder.errors import DataError
+from assistant_builder.feedback_values import (default_confidence, lowest_entity_score, require_bool, require_label, shown,
+                                               top_margin)
+
+__all__ = ["PAYLOAD_KEYS", "answer_gold", "char_entities_to_token_spans", "check_answers", "check_record", "check_token_spans",
+           "default_confidence", "lowest_entity_score", "require_bool", "require_label", "supports_feedback", "top_margin"]
 
 #: payload keys of a store record, per labelling kind
 PAYLOAD_KEYS: dict[str, tuple[str, ...]] = {"text_class": ("text",), "token_spans": ("tokens",), "answer_span": ("question", "context")}
@@ -28,85 +34,22 @@ def supports_feedback(task: Task | type[Task]) -> bool:
     return own and (cls.labelling_kind == "text_class" or cls.prediction_gold is not Task.prediction_gold)
 
 
-def _shown(value: Any) -> str:
-    try:
-        text = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def require_label(value: Any, labels: Sequence[str], field: str = "label") -> str:
-    """``value`` if it is one of ``labels``; else ``DataError`` naming ``field`` and the allowed labels."""
-    if isinstance(value, str) and value in labels:
-        return value
-    allowed = ", ".join(labels)
-    raise DataError(f"{field}: expected one of the model's labels ({allowed}), got {_shown(value)}",
-                    hint="labels are case-sensitive; GET /info lists them")
-
-
-def require_bool(value: Any, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise DataError(f"{field}: expected true or false, got {_shown(value)}")
-    return value
-
-
 # -- confidence ---------------------------------------------------------------------------------
-def top_margin(prediction: Mapping[str, Any]) -> float | None:
-    """Top-1 minus top-2 score of ``prediction["top"]``; with one listed score, ``2 * score - 1``
-    (a lower bound of the margin); ``None`` without scores."""
-    top = prediction.get("top")
-    if isinstance(top, list) and top and all(isinstance(t, Mapping) and isinstance(t.get("score"), (int, float)) for t in top):
-        first = float(top[0]["score"])
-        second = float(top[1]["score"]) if len(top) > 1 else 1.0 - first
-        return _unit(first - second)
-    score = prediction.get("score")
-    if isinstance(score, (int, float)) and not isinstance(score, bool):
-        return _unit(2.0 * float(score) - 1.0)
-    return None
-
-
-def _unit(value: float) -> float:
-    return 0.0 if not math.isfinite(value) else min(1.0, max(0.0, value))
-
-
-def lowest_entity_score(prediction: Mapping[str, Any]) -> float | None:
-    """The lowest ``score`` of ``prediction["entities"]``; ``None`` without entities (no measure)."""
-    entities = prediction.get("entities")
-    if not isinstance(entities, list):
-        return None
-    scores = [float(e["score"]) for e in entities if isinstance(e, Mapping) and isinstance(e.get("score"), (int, float))]
-    return _unit(min(scores)) if scores else None
-
-
-def default_confidence(prediction: Mapping[str, Any]) -> float | None:
-    """``Task.prediction_confidence``'s default: 0 when ``in_scope`` is false, else the top-2 margin
-    (``top``), else the lowest entity score (``entities``), else ``score``, else ``None``."""
-    if prediction.get("in_scope") is False:
-        return 0.0
-    if isinstance(prediction.get("top"), list):
-        return top_margin(prediction)
-    if "entities" in prediction:
-        return lowest_entity_score(prediction)
-    score = prediction.get("score")
-    return _unit(float(score)) if isinstance(score, (int, float)) and not isinstance(score, bool) else None
-
-
 # -- token spans (NER) --------------------------------------------------------------------------
 def check_token_spans(spans: Any, n_tokens: int, types: Sequence[str], field: str = "gold") -> list[dict[str, Any]]:
     """Validated ``[{"start", "end", "label"}]`` token spans (sorted): inside ``n_tokens``, labels in
     ``types``, no overlaps."""
     if not isinstance(spans, list):
-        raise DataError(f"{field}: expected a list of token spans {{\"start\", \"end\", \"label\"}}, got {_shown(spans)}")
+        raise DataError(f"{field}: expected a list of token spans {{\"start\", \"end\", \"label\"}}, got {shown(spans)}")
     checked = []
     for index, span in enumerate(spans):
         where = f"{field}[{index}]"
         if not isinstance(span, Mapping) or not _is_int(span.get("start")) or not _is_int(span.get("end")):
-            raise DataError(f"{where}: expected {{\"start\": int, \"end\": int, \"label\": str}}, got {_shown(span)}")
+            raise DataError(f"{where}: expected {{\"start\": int, \"end\": int, \"label\": str}}, got {shown(span)}")
         start, end = span["start"], span["end"]
         if not 0 <= start < end <= n_tokens:
             raise DataError(f"{where}: expected 0 <= start < end <= {n_tokens} (the number of tokens), got {start}-{end}")
@@ -129,29 +72,29 @@ def char_entities_to_token_spans(entities: Any, text: str, offsets: Sequence[tup
     """
     if not isinstance(entities, list):
         raise DataError(f"{field}: expected a list of {{\"start\", \"end\", \"label\"}} character spans (may be empty), "
-                        f"got {_shown(entities)}")
+                        f"got {shown(entities)}")
     spans = []
     for index, entity in enumerate(entities):
         where = f"{field}[{index}]"
         if not isinstance(entity, Mapping):
-            raise DataError(f"{where}: expected an object {{\"start\": int, \"end\": int, \"label\": str}}, got {_shown(entity)}")
+            raise DataError(f"{where}: expected an object {{\"start\": int, \"end\": int, \"label\": str}}, got {shown(entity)}")
         unknown = sorted(set(entity) - {"start", "end", "label", "text", "score"})
         if unknown:
             raise DataError(f"{where}.{unknown[0]}: unknown field; expected start, end, label (and optionally text)")
         for key in ("start", "end"):
             if not _is_int(entity.get(key)):
-                raise DataError(f"{where}.{key}: expected a character offset (an integer), got {_shown(entity.get(key))}")
+                raise DataError(f"{where}.{key}: expected a character offset (an integer), got {shown(entity.get(key))}")
         start, end = entity["start"], entity["end"]
         if start < 0 or start >= len(text):
             raise DataError(f"{where}.start: expected 0 <= start < {len(text)} (the text's length), got {start}")
         if end <= start or end > len(text):
             raise DataError(f"{where}.end: expected start < end <= {len(text)} (the text's length), got {end}")
         if "text" in entity and entity["text"] != text[start:end]:
-            raise DataError(f"{where}.text: expected the text at {start}-{end}, {_shown(text[start:end])}, got {_shown(entity['text'])}")
+            raise DataError(f"{where}.text: expected the text at {start}-{end}, {shown(text[start:end])}, got {shown(entity['text'])}")
         label = require_label(entity.get("label"), types, f"{where}.label")
         inside = [i for i, (s, e) in enumerate(offsets) if s < end and e > start]
         if not inside:
-            raise DataError(f"{where}: characters {start}-{end} ({_shown(text[start:end])}) cover no word of the text")
+            raise DataError(f"{where}: characters {start}-{end} ({shown(text[start:end])}) cover no word of the text")
         spans.append({"start": inside[0], "end": inside[-1] + 1, "label": label})
     return check_token_spans(spans, len(offsets), types, field)
 
@@ -170,21 +113,21 @@ def answer_gold(answer: Any, context: str, allow_unanswerable: bool, field: str 
                             hint='send {"answer": {"start": ..., "end": ...}} with the span of the context that answers it')
         return {"answers": []}
     if not isinstance(answer, Mapping):
-        raise DataError(f"{field}: expected {{\"start\": int, \"end\": int}} (characters of the context) or null, got {_shown(answer)}")
+        raise DataError(f"{field}: expected {{\"start\": int, \"end\": int}} (characters of the context) or null, got {shown(answer)}")
     unknown = sorted(set(answer) - {"start", "end", "text"})
     if unknown:
         raise DataError(f"{field}.{unknown[0]}: unknown field; expected start, end (and optionally text)")
     for key in ("start", "end"):
         if not _is_int(answer.get(key)):
-            raise DataError(f"{field}.{key}: expected a character offset in the context (an integer), got {_shown(answer.get(key))}")
+            raise DataError(f"{field}.{key}: expected a character offset in the context (an integer), got {shown(answer.get(key))}")
     start, end = answer["start"], answer["end"]
     if start < 0 or start >= len(context):
         raise DataError(f"{field}.start: expected 0 <= start < {len(context)} (the context's length), got {start}")
     if end <= start or end > len(context):
         raise DataError(f"{field}.end: expected start < end <= {len(context)} (the context's length), got {end}")
     if "text" in answer and answer["text"] != context[start:end]:
-        raise DataError(f"{field}.text: expected the context's text at {start}-{end}, {_shown(context[start:end])}, "
-                        f"got {_shown(answer['text'])}")
+        raise DataError(f"{field}.text: expected the context's text at {start}-{end}, {shown(context[start:end])}, "
+                        f"got {shown(answer['text'])}")
     if not context[start:end].strip():
         raise DataError(f"{field}: characters {start}-{end} of the context are blank; expected the answer's span")
     return {"answers": [{"text": context[start:end], "answer_start": start}]}
@@ -193,15 +136,15 @@ def answer_gold(answer: Any, context: str, allow_unanswerable: bool, field: str 
 def check_answers(gold: Any, context: str, allow_unanswerable: bool, field: str = "gold") -> list[tuple[str, int]]:
     """A store gold ``{"answers": [{"text", "answer_start"}]}`` as ``(text, start)`` pairs, each found in ``context``."""
     if not isinstance(gold, Mapping) or not isinstance(gold.get("answers"), list):
-        raise DataError(f"{field}: expected {{\"answers\": [{{\"text\", \"answer_start\"}}]}}, got {_shown(gold)}")
+        raise DataError(f"{field}: expected {{\"answers\": [{{\"text\", \"answer_start\"}}]}}, got {shown(gold)}")
     answers = []
     for index, answer in enumerate(gold["answers"]):
         where = f"{field}.answers[{index}]"
         if not isinstance(answer, Mapping) or not isinstance(answer.get("text"), str) or not _is_int(answer.get("answer_start")):
-            raise DataError(f"{where}: expected {{\"text\": str, \"answer_start\": int}}, got {_shown(answer)}")
+            raise DataError(f"{where}: expected {{\"text\": str, \"answer_start\": int}}, got {shown(answer)}")
         text, start = answer["text"], answer["answer_start"]
         if not text or context[start:start + len(text)] != text or start < 0:
-            raise DataError(f"{where}: the text {_shown(text)} is not at character {start} of the context")
+            raise DataError(f"{where}: the text {shown(text)} is not at character {start} of the context")
         answers.append((text, start))
     if not answers and not allow_unanswerable:
         raise DataError(f"{field}: an unanswerable question (no answers), but the task's allow_unanswerable is false",
@@ -220,12 +163,12 @@ def check_record(kind: str, record: Any) -> list[str]:
     if keys is None:
         return [f"labelling kind '{kind}' has no store format; expected one of {', '.join(PAYLOAD_KEYS)}"]
     if not isinstance(payload, dict) or sorted(payload) != sorted(keys):
-        return [f"payload: expected exactly the keys {', '.join(keys)} for {kind}, got {_shown(payload)}"]
+        return [f"payload: expected exactly the keys {', '.join(keys)} for {kind}, got {shown(payload)}"]
     if kind == "token_spans":
         if not isinstance(payload["tokens"], list) or not payload["tokens"] or not all(isinstance(t, str) for t in payload["tokens"]):
-            problems.append(f"payload.tokens: expected a non-empty list of strings, got {_shown(payload['tokens'])}")
+            problems.append(f"payload.tokens: expected a non-empty list of strings, got {shown(payload['tokens'])}")
     elif not all(isinstance(payload[key], str) and payload[key] for key in keys):
-        problems.append(f"payload: expected non-empty strings in {', '.join(keys)}, got {_shown(payload)}")
+        problems.append(f"payload: expected non-empty strings in {', '.join(keys)}, got {shown(payload)}")
     try:
         json.dumps([payload, record.gold], allow_nan=False)
     except (TypeError, ValueError) as error:
