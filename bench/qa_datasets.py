@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train-questions", type=int, default=4000)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--min-steps", type=int, default=0, help="train.min_steps (default 0 here, so --epochs is what runs; "
+                        "the product default 600 would raise 3,000 questions to 6 epochs)")
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--stride", type=int, default=64)
     parser.add_argument("--trainer", choices=["full", "lora"], default="full")
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         lines = ["recipe_version = 1", 'name = "squad-xquad"', "[task]", 'type = "qa"', "[task.options]", f"stride = {args.stride}",
                  "[model]", 'base = "minilm-l6"', f"max_length = {args.max_length}", "[data]", 'train = "train.json"',
                  f'validation = "{valid_file}"', 'format = "squad"', "[train]", f'trainer = "{args.trainer}"', f"epochs = {args.epochs}",
-                 "batch_size = 32", "early_stopping_patience = 0", "seed = 42", f"num_threads = {args.threads}", "[export]",
+                 f"min_steps = {args.min_steps}", "batch_size = 32", "early_stopping_patience = 0", "seed = 42", f"num_threads = {args.threads}", "[export]",
                  'formats = ["onnx"]', "[export.options.onnx]", f"quantize = {'true' if args.quantize else 'false'}",
                  "[output]", 'runs_dir = "runs"']
         (Path(tmp) / "recipe.toml").write_text("\n".join(lines) + "\n")
