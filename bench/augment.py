@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probability", type=float, default=0.1)
     parser.add_argument("--seeds", type=int, nargs="+", default=[42])
     parser.add_argument("--num-threads", type=int, default=None)
+    parser.add_argument("--json-out", type=Path, default=None, help="default: bench/results/augment_<task>.json")
     args = parser.parse_args(argv)
     needed = data_root() / ("conll2003/train.txt" if args.task == "ner" else "clinc150/train.jsonl")
     if not needed.exists():
@@ -102,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['config']} | {r['seed']} | {r[metric]:.4f} | {r['augmented_examples']} | {r['epochs_run']} | {r['seconds']} |")
     for config in ("off", "on"):
         print(f"| {config} mean | | {statistics.fmean(r[metric] for r in results if r['config'] == config):.4f} | | | |")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"augment_{args.task}.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2) + "\n")
+    out = args.json_out or RESULTS / f"augment_{args.task}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                               "results": results}, indent=2) + "\n")
     return 0
 
 

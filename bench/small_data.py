@@ -15,7 +15,7 @@ alternately per seed (old, new; then new, old for the next seed):
   below 5 validation examples per label).
 
 Both: bundled MiniLM, ``train.epochs`` 6, export off. Prints in-scope accuracy per run and the mean
-per configuration as Markdown, and writes ``bench/results/small_data.json``.
+per configuration as Markdown, and writes ``--json-out`` (default ``bench/results/small_data.json``).
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--num-threads", type=int, default=None)
     parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=["old", "new"])
+    parser.add_argument("--json-out", type=Path, default=RESULTS / "small_data.json")
     args = parser.parse_args(argv)
     clinc = data_root() / "clinc150"
     if not (clinc / "train.jsonl").exists():
@@ -123,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     for config in args.configs:
         values = [r["accuracy"] for r in results if r["config"] == config]
         print(f"| {config} mean | | {statistics.fmean(values):.4f} | | | |")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "small_data.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2) + "\n")
+    args.json_out.parent.mkdir(parents=True, exist_ok=True)
+    args.json_out.write_text(json.dumps({"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                                         "results": results}, indent=2) + "\n")
     return 0
 
 

@@ -249,8 +249,11 @@ def describe_rule(rule: DecisionRule) -> str:
     """One stage line for a fitted decision rule: temperature, rejection threshold, no-answer threshold, their figures, warnings."""
     parts = []
     calibration = rule.summary.get("calibration") or {}
-    if calibration.get("method") == "temperature":
-        parts.append(f"temperature {calibration['temperature']:.3f} (ECE {calibration.get('ece_before')} -> {calibration.get('ece_after')})")
+    if calibration.get("method") in ("temperature", "temperature+isotonic"):
+        mapped = " + isotonic map" if calibration["method"] == "temperature+isotonic" else ""
+        after = calibration.get("ece_after_out_of_fold", calibration.get("ece_after"))
+        parts.append(f"temperature {calibration['temperature']:.3f}{mapped} (ECE {calibration.get('ece_before')} -> {after}"
+                     + (" out of fold)" if "ece_after_out_of_fold" in calibration else ")"))
     rejection = rule.summary.get("rejection")
     if rejection:
         threshold = rejection.get("threshold")

@@ -188,12 +188,15 @@ def load_predictor(path: str | Path, variant: str = "auto", *, options: Mapping[
 def decision_rule(options: ComponentOptions) -> dict[str, Any] | None:
     """The rejection rule and calibration a model decides with (``GET /info``), or None when it has none.
 
-    Classification: the out-of-scope rule and temperature; qa with ``allow_unanswerable``: the
+    Classification: the out-of-scope rule, the temperature and the number of knots of a confidence map; qa with ``allow_unanswerable``: the
     no-answer threshold it answers ``""`` beyond (``null_threshold``; None = the default 0).
     """
     fields = options.model_dump()
     if fields.get("allow_unanswerable"):
         return {"allow_unanswerable": True, "null_threshold": fields.get("null_threshold")}
-    if fields.get("fallback_label") is None and fields.get("temperature", 1.0) == 1.0:
+    if fields.get("fallback_label") is None and fields.get("temperature", 1.0) == 1.0 and not fields.get("confidence_map"):
         return None
-    return {k: fields[k] for k in ("fallback_label", "fallback_threshold", "fallback_margin", "temperature") if k in fields}
+    rule = {k: fields[k] for k in ("fallback_label", "fallback_threshold", "fallback_margin", "temperature") if k in fields}
+    if fields.get("confidence_map"):
+        rule["confidence_map_knots"] = len(fields["confidence_map"])
+    return rule

@@ -105,3 +105,33 @@ def test_feedback_accepts_the_fallback_label() -> None:
     assert gold == "oos"
     with pytest.raises(DataError, match="label"):
         task.feedback_gold(TextExample("x"), {"label": "alarm"}, {"label": "oos"}, ["alarm", "music"], options())
+
+
+def step_calibrated_binary(n: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """Binary logits whose accuracy is 0.6 for small margins and 0.98 for large ones: one temperature
+    cannot follow that step, an isotonic map of the top score can."""
+    rng = np.random.default_rng(seed)
+    margin = rng.uniform(0.0, 8.0, n)
+    predicted = rng.integers(0, 2, n)
+    right = rng.random(n) < np.where(margin < 3.0, 0.6, 0.98)
+    gold = np.where(right, predicted, 1 - predicted)
+    logits = np.zeros((n, 2))
+    logits[np.arange(n), predicted] = margin
+    return logits, [["neg", "pos"][g] for g in gold]
+
+
+def test_temperature_plus_isotonic_beats_temperature_out_of_fold_and_changes_no_label() -> None:
+    logits, gold = step_calibrated_binary(1500, seed=0)
+    labels = ["neg", "pos"]
+    by_temperature = fit_rule(logits, gold, labels, options(calibration="temperature"))
+    by_map = fit_rule(logits, gold, labels, options(calibration="temperature+isotonic", calibration_bins=8))
+    assert by_temperature.options.confidence_map is None and len(by_map.options.confidence_map) == 8
+    assert by_map.options.temperature == by_temperature.options.temperature  # the map comes after the same temperature
+    plain, mapped = by_temperature.summary["calibration"], by_map.summary["calibration"]
+    assert mapped["ece_after_out_of_fold"] < plain["ece_after_out_of_fold"] - 0.02
+    assert mapped["confidence_map_knots"] == 8 and "out of fold" in by_map.report and "isotonic map" in by_map.report
+    with_map, without = decide(logits, labels, by_map.options), decide(logits, labels, by_temperature.options)
+    assert [p["label"] for p in with_map] == [p["label"] for p in without]
+    assert [p["score"] for p in with_map] != [p["score"] for p in without]
+    # a later fit with plain temperature scaling drops the old map
+    assert fit_rule(logits, gold, labels, by_map.options.model_copy(update={"calibration": "temperature"})).options.confidence_map is None

@@ -174,9 +174,11 @@ class EvaluateScreen(Screen[None]):
         calibration = evaluation.calibration
         if (calibration.get("reliability") or {}).get("after"):
             self.available.add("eval-calibration-tab")
-            ece = " → ".join(f"{side} {calibration[f'ece_{side}']:.4f}" for side in ("before", "after")
-                             if isinstance(calibration.get(f"ece_{side}"), (int, float)))
-            method = "temperature scaling" if calibration.get("method") == "temperature" else "no calibration"
+            ece = " → ".join(f"{name} {calibration[key]:.4f}" for name, key in (
+                ("before", "ece_before"), ("after", "ece_after"), ("out of fold", "ece_after_out_of_fold"))
+                if isinstance(calibration.get(key), (int, float)))
+            method = {"temperature": "temperature scaling", "temperature+isotonic": "temperature scaling + isotonic map"}.get(
+                calibration.get("method"), "no calibration")
             self.query_one("#eval-calibration-figures", Static).update(
                 f"{method} T = {calibration.get('temperature', 1.0):.3f}" + (f" · ECE {ece}" if ece else "") + " · validation, 10 bins")
             self.query_one(ReliabilityChart).draw(calibration)

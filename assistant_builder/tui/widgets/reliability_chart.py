@@ -25,7 +25,7 @@ class ReliabilityChart(PlotextPlot):
         plt.xlim(0, 1)
         plt.ylim(0, 1)
         plt.plot([0, 1], [0, 1], label="perfect", marker="dot", color="gray")
-        calibrated = calibration.get("method") == "temperature"
+        calibrated = calibration.get("method") not in (None, "none")
         for side in ("before", "after") if calibrated else ("after",):  # without calibration both are the same
             points = self.points[side]
             if points:

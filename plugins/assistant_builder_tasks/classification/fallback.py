@@ -1,12 +1,13 @@
 """Out-of-scope rejection and calibrated scores for the classification task (docs/out_of_scope.md).
 
 ``decide`` turns logits into labels with the task options' rule: probabilities are
-``softmax(logits / temperature)``; with a ``fallback_label``, an input whose energy score (over the
-in-scope classes' logits) is below ``fallback_threshold``, or whose top-two in-scope probability gap
-is below ``fallback_margin``, is rejected: its label is the fallback label, ``in_scope`` is false,
+``softmax(logits / temperature)``, then, with a ``confidence_map``, the top probability is mapped
+(``toolkit.calibration.apply_confidence_map``; no label changes); with a ``fallback_label``, an
+input whose energy score (over the in-scope classes' logits) is below ``fallback_threshold``, or
+whose top-two in-scope probability gap is below ``fallback_margin``, is rejected: its label is the fallback label, ``in_scope`` is false,
 its score is ``1 - `` the top in-scope probability and ``top`` still lists the in-scope candidates.
 Without a fitted threshold, an input whose most likely class is a trained fallback class is
-rejected. ``fit_rule`` fits the temperature and the threshold on validation outputs. Torch-free.
+rejected. ``fit_rule`` fits the calibration and the threshold on validation outputs. Torch-free.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from assistant_builder.contracts import DecisionRule
-from assistant_builder.toolkit.calibration import expected_calibration_error, fit_temperature, reliability_bins
+from assistant_builder.toolkit.calibration import (apply_confidence_map, expected_calibration_error, fit_isotonic_map,
+                                                   fit_temperature, out_of_fold_probabilities, reliability_bins)
 from assistant_builder.toolkit.decoding import softmax
 from assistant_builder.toolkit.outofscope import (accuracy_at_coverage, auroc, energy_scores, fit_threshold, rejection_scores,
                                                   tradeoff_table)
@@ -27,6 +29,8 @@ from assistant_builder.toolkit.outofscope import (accuracy_at_coverage, auroc, e
 MIN_OUT_OF_SCOPE = 10
 #: correctly classified in-scope validation examples needed to fit any threshold
 MIN_CORRECT = 20
+#: folds of the out-of-fold calibration error the report gives beside the in-sample one
+CALIBRATION_FOLDS = 10
 
 
 def in_scope_columns(labels: Sequence[str], fallback_label: str | None) -> list[int]:
@@ -34,10 +38,32 @@ def in_scope_columns(labels: Sequence[str], fallback_label: str | None) -> list[
     return [i for i, label in enumerate(labels) if label != fallback_label]
 
 
+def calibrated_probabilities(logits: np.ndarray, temperature: float,
+                             confidence_map: Sequence[Sequence[float]] | None = None) -> np.ndarray:
+    """``softmax(logits / temperature)``, with ``confidence_map`` applied to each row's top probability."""
+    probabilities = softmax(np.asarray(logits, dtype=np.float64) / temperature)
+    return apply_confidence_map(probabilities, confidence_map) if confidence_map else probabilities
+
+
+def fit_calibration(method: str, logits: np.ndarray, gold_ids: np.ndarray, bins: int = 5) -> dict[str, Any]:
+    """The option values ``method`` fits on these logits and class ids: ``temperature`` (by likelihood)
+    and ``confidence_map``: for ``"temperature+isotonic"`` fitted over ``bins`` bins of the probabilities at
+    that temperature, else None; ``{}`` for ``"none"`` (the options' own values stay)."""
+    if method == "none":
+        return {}
+    fitted: dict[str, Any] = {"temperature": round(fit_temperature(logits, gold_ids), 4) if len(gold_ids) else 1.0,
+                              "confidence_map": None}
+    if method == "temperature+isotonic":
+        probabilities = softmax(np.asarray(logits, dtype=np.float64) / fitted["temperature"])
+        fitted["confidence_map"] = fit_isotonic_map(probabilities.max(axis=1), probabilities.argmax(axis=1) == gold_ids,
+                                                    bins) or None
+    return fitted
+
+
 def decide(logits: np.ndarray, labels: Sequence[str], options: Any) -> list[dict[str, Any]]:
     """One prediction per row of ``[examples, classes]`` logits, as ``ClassificationTask.decode`` returns them."""
     logits = np.asarray(logits, dtype=np.float64)
-    probabilities = softmax(logits / options.temperature)
+    probabilities = calibrated_probabilities(logits, options.temperature, getattr(options, "confidence_map", None))
     fallback = options.fallback_label
     k = min(options.top_k, len(labels))
     if fallback is None:
@@ -75,8 +101,12 @@ def _finite(value: float) -> float | None:
 
 
 def fit_rule(logits: np.ndarray, gold: Sequence[str], labels: Sequence[str], options: Any) -> DecisionRule:
-    """Fit the temperature (``calibration = "temperature"``) and, with a ``fallback_label`` and no
-    ``fallback_threshold`` set by the user, the rejection threshold, on validation logits and gold labels."""
+    """Fit the calibration (``fit_calibration``) and, with a ``fallback_label`` and no ``fallback_threshold``
+    set by the user, the rejection threshold, on validation logits and gold labels.
+
+    The summary's ``calibration`` gives the error before and after calibration on validation (``ece_after``:
+    fitted and measured on the same examples) and ``ece_after_out_of_fold`` (each example calibrated by a
+    fit without it, ``CALIBRATION_FOLDS`` folds): the figure to expect on new data."""
     logits = np.asarray(logits, dtype=np.float64)
     label_ids = {label: i for i, label in enumerate(labels)}
     fallback = options.fallback_label
@@ -86,12 +116,14 @@ def fit_rule(logits: np.ndarray, gold: Sequence[str], labels: Sequence[str], opt
     update: dict[str, Any] = {}
 
     before = softmax(logits / options.temperature)
-    if options.calibration == "temperature":
-        update["temperature"] = round(fit_temperature(logits[known], gold_ids[known]), 4) if known.any() else 1.0
+    update.update(fit_calibration(options.calibration, logits[known], gold_ids[known], options.calibration_bins))
     temperature = update.get("temperature", options.temperature)
-    after = softmax(logits / temperature)
-    calibration = {"method": options.calibration, "temperature": temperature,
+    confidence_map = update.get("confidence_map", options.confidence_map if options.calibration == "none" else None)
+    after = calibrated_probabilities(logits, temperature, confidence_map)
+    calibration = {"method": options.calibration, "temperature": temperature, "confidence_map_knots": len(confidence_map or []),
                    "ece_before": _finite(_ece(before, gold_ids, known)), "ece_after": _finite(_ece(after, gold_ids, known)),
+                   "ece_after_out_of_fold": _finite(_out_of_fold_ece(options.calibration, logits[known], gold_ids[known],
+                                                                      options.calibration_bins)),
                    "reliability": {"before": _bins(before, gold_ids, known), "after": _bins(after, gold_ids, known)}}
     summary: dict[str, Any] = {"calibration": calibration}
     sections = [_calibration_section(calibration, after, gold_ids, known)]
@@ -136,6 +168,20 @@ def fit_rule(logits: np.ndarray, gold: Sequence[str], labels: Sequence[str], opt
     return DecisionRule(new_options, summary, "\n".join(sections), files, warnings)
 
 
+def _out_of_fold_ece(method: str, logits: np.ndarray, gold_ids: np.ndarray, bins: int) -> float | None:
+    if method == "none":
+        return None
+
+    def fit(train_logits: np.ndarray, train_gold: np.ndarray) -> Any:
+        fitted = fit_calibration(method, train_logits, train_gold, bins)
+        return lambda held_out: calibrated_probabilities(held_out, fitted["temperature"], fitted.get("confidence_map"))
+
+    probabilities = out_of_fold_probabilities(logits, gold_ids, fit, folds=CALIBRATION_FOLDS)
+    if probabilities is None:
+        return None
+    return expected_calibration_error(probabilities.max(axis=1), probabilities.argmax(axis=1) == gold_ids)
+
+
 def _ece(probabilities: np.ndarray, gold_ids: np.ndarray, known: np.ndarray) -> float:
     if not known.any():
         return float("nan")
@@ -155,13 +201,21 @@ def _bins(probabilities: np.ndarray, gold_ids: np.ndarray, known: np.ndarray, bi
 
 def _calibration_section(calibration: dict[str, Any], after: np.ndarray, gold_ids: np.ndarray, known: np.ndarray) -> str:
     lines = ["", "## Calibration", ""]
-    if calibration["method"] == "temperature":
+    if calibration["method"] == "none":
+        lines.append(f"No calibration fitted (calibration = \"none\"); T = {calibration['temperature']:.3f}.")
+    else:
         lines.append(f"Temperature scaling fitted on the validation set: T = {calibration['temperature']:.3f} "
                      "(scores are `softmax(logits / T)`; no prediction changes).")
-    else:
-        lines.append(f"No calibration fitted (calibration = \"none\"); T = {calibration['temperature']:.3f}.")
+    if calibration["method"] == "temperature+isotonic":
+        lines.append(f"Then an isotonic map of the top score ({calibration['confidence_map_knots']} knots), fitted on "
+                     "the same set; no prediction changes.")
     lines += ["", "| expected calibration error (15 bins) | value |", "|---|---|",
-              f"| before | {_cell(calibration['ece_before'])} |", f"| after | {_cell(calibration['ece_after'])} |", ""]
+              f"| before | {_cell(calibration['ece_before'])} |", f"| after, fitted and measured on validation | "
+              f"{_cell(calibration['ece_after'])} |"]
+    if calibration.get("ece_after_out_of_fold") is not None:
+        lines.append(f"| after, out of fold ({CALIBRATION_FOLDS} folds: what to expect on new data) | "
+                     f"{_cell(calibration['ece_after_out_of_fold'])} |")
+    lines.append("")
     if known.any():
         probs = after[known]
         bins = [b for b in reliability_bins(probs.max(axis=1), probs.argmax(axis=1) == gold_ids[known], 10) if b.count]

@@ -43,10 +43,17 @@ class ClassificationOptions(ComponentOptions):
                                  "keeps this share of the correctly classified in-scope validation examples")
     fallback_max_accuracy_loss: float = Field(0.01, ge=0.0, lt=1.0, description="with >= 10 fallback examples in validation: "
                                               "maximise out-of-scope F1 losing at most this much in-scope accuracy")
-    calibration: Literal["temperature", "none"] = Field("temperature", description="'temperature': fit temperature scaling on "
-                                                       "validation after training, so scores are calibrated probabilities")
-    temperature: float = Field(1.0, gt=0.0, description="scores are softmax(logits / temperature); fitted when calibration = "
-                                                       "'temperature'")
+    calibration: Literal["temperature", "temperature+isotonic", "none"] = Field(
+        "temperature", description="fitted on validation after training so that scores are calibrated probabilities: "
+        "'temperature' (one number; changes no prediction), 'temperature+isotonic' (then a monotone map of the top "
+        "score, for models one temperature leaves off; changes no prediction either), 'none' (docs/out_of_scope.md)")
+    temperature: float = Field(1.0, gt=0.0, description="scores are softmax(logits / temperature); fitted unless calibration = "
+                                                       "'none'")
+    calibration_bins: int = Field(5, ge=2, le=1000, description="calibration = 'temperature+isotonic': equal-count "
+                                  "bins of validation scores the map is fitted over (one knot each; few bins: a smooth map)")
+    confidence_map: list[tuple[float, float]] | None = Field(
+        None, description="knots (score, accuracy) of the isotonic map applied to the top score after the temperature; "
+        "fitted when calibration = 'temperature+isotonic'")
 
     @field_validator("labels")
     @classmethod
