@@ -135,3 +135,14 @@ def test_temperature_plus_isotonic_beats_temperature_out_of_fold_and_changes_no_
     assert [p["score"] for p in with_map] != [p["score"] for p in without]
     # a later fit with plain temperature scaling drops the old map
     assert fit_rule(logits, gold, labels, by_map.options.model_copy(update={"calibration": "temperature"})).options.confidence_map is None
+
+
+def test_auto_calibration_picks_the_method_with_the_lower_out_of_fold_error() -> None:
+    labels = ["neg", "pos"]
+    step_logits, step_gold = step_calibrated_binary(1500, seed=1)
+    chosen = fit_rule(step_logits, step_gold, labels, options(calibration_bins=8)).summary["calibration"]  # default: auto
+    assert chosen["method"] == "temperature+isotonic" and chosen["chosen_by"].startswith("auto: out-of-fold ECE")
+    # too few validation examples to compare the two out of fold: plain temperature scaling, and the report says why
+    few = fit_rule(step_logits[:15], step_gold[:15], labels, options())
+    assert few.summary["calibration"]["method"] == "temperature" and few.options.confidence_map is None
+    assert "fewer than 20 validation examples" in few.report

@@ -116,14 +116,15 @@ def fit_rule(logits: np.ndarray, gold: Sequence[str], labels: Sequence[str], opt
     update: dict[str, Any] = {}
 
     before = softmax(logits / options.temperature)
-    update.update(fit_calibration(options.calibration, logits[known], gold_ids[known], options.calibration_bins))
+    method, chosen_by = choose_calibration(options.calibration, logits[known], gold_ids[known], options.calibration_bins)
+    update.update(fit_calibration(method, logits[known], gold_ids[known], options.calibration_bins))
     temperature = update.get("temperature", options.temperature)
     confidence_map = update.get("confidence_map", options.confidence_map if options.calibration == "none" else None)
     after = calibrated_probabilities(logits, temperature, confidence_map)
-    calibration = {"method": options.calibration, "temperature": temperature, "confidence_map_knots": len(confidence_map or []),
+    calibration = {"method": method, "chosen_by": chosen_by, "temperature": temperature,
+                   "confidence_map_knots": len(confidence_map or []),
                    "ece_before": _finite(_ece(before, gold_ids, known)), "ece_after": _finite(_ece(after, gold_ids, known)),
-                   "ece_after_out_of_fold": _finite(_out_of_fold_ece(options.calibration, logits[known], gold_ids[known],
-                                                                      options.calibration_bins)),
+                   "ece_after_out_of_fold": _finite(_out_of_fold_ece(method, logits[known], gold_ids[known], options.calibration_bins)),
                    "reliability": {"before": _bins(before, gold_ids, known), "after": _bins(after, gold_ids, known)}}
     summary: dict[str, Any] = {"calibration": calibration}
     sections = [_calibration_section(calibration, after, gold_ids, known)]
@@ -168,6 +169,19 @@ def fit_rule(logits: np.ndarray, gold: Sequence[str], labels: Sequence[str], opt
     return DecisionRule(new_options, summary, "\n".join(sections), files, warnings)
 
 
+def choose_calibration(setting: str, logits: np.ndarray, gold_ids: np.ndarray, bins: int) -> tuple[str, str | None]:
+    """The method ``setting`` stands for, and why: ``"auto"`` is whichever of ``"temperature"`` and
+    ``"temperature+isotonic"`` has the lower out-of-fold calibration error on these examples (ties and
+    too few examples to tell: ``"temperature"``); any other setting is itself."""
+    if setting != "auto":
+        return setting, None
+    errors = {method: _out_of_fold_ece(method, logits, gold_ids, bins) for method in ("temperature", "temperature+isotonic")}
+    if any(error is None for error in errors.values()):
+        return "temperature", f"auto: fewer than {2 * CALIBRATION_FOLDS} validation examples to compare methods on"
+    method = "temperature+isotonic" if errors["temperature+isotonic"] < errors["temperature"] else "temperature"
+    return method, "auto: out-of-fold ECE " + ", ".join(f"{m} {e:.4f}" for m, e in errors.items())
+
+
 def _out_of_fold_ece(method: str, logits: np.ndarray, gold_ids: np.ndarray, bins: int) -> float | None:
     if method == "none":
         return None
@@ -209,6 +223,8 @@ def _calibration_section(calibration: dict[str, Any], after: np.ndarray, gold_id
     if calibration["method"] == "temperature+isotonic":
         lines.append(f"Then an isotonic map of the top score ({calibration['confidence_map_knots']} knots), fitted on "
                      "the same set; no prediction changes.")
+    if calibration.get("chosen_by"):
+        lines.append(f"Method chosen by `calibration = \"auto\"` ({calibration['chosen_by'][len('auto: '):]}).")
     lines += ["", "| expected calibration error (15 bins) | value |", "|---|---|",
               f"| before | {_cell(calibration['ece_before'])} |", f"| after, fitted and measured on validation | "
               f"{_cell(calibration['ece_after'])} |"]

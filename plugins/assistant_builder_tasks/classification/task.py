@@ -43,10 +43,11 @@ class ClassificationOptions(ComponentOptions):
                                  "keeps this share of the correctly classified in-scope validation examples")
     fallback_max_accuracy_loss: float = Field(0.01, ge=0.0, lt=1.0, description="with >= 10 fallback examples in validation: "
                                               "maximise out-of-scope F1 losing at most this much in-scope accuracy")
-    calibration: Literal["temperature", "temperature+isotonic", "none"] = Field(
-        "temperature", description="fitted on validation after training so that scores are calibrated probabilities: "
+    calibration: Literal["auto", "temperature", "temperature+isotonic", "none"] = Field(
+        "auto", description="fitted on validation after training so that scores are calibrated probabilities: "
         "'temperature' (one number; changes no prediction), 'temperature+isotonic' (then a monotone map of the top "
-        "score, for models one temperature leaves off; changes no prediction either), 'none' (docs/out_of_scope.md)")
+        "score, for models one temperature leaves off; changes no prediction either), 'auto' (the one of the two with "
+        "the lower out-of-fold calibration error on validation), 'none' (docs/out_of_scope.md)")
     temperature: float = Field(1.0, gt=0.0, description="scores are softmax(logits / temperature); fitted unless calibration = "
                                                        "'none'")
     calibration_bins: int = Field(5, ge=2, le=1000, description="calibration = 'temperature+isotonic': equal-count "
