@@ -15,7 +15,8 @@ overrides ``train.epochs``. ``--run-dir`` reuses such a run instead of training.
 On those logits each method is fitted and measured on the validation set (``in-sample``) and out of
 fold (10 folds, each example calibrated by a fit without it; mean, spread and worst over
 ``--shuffles`` fold assignments): ``none`` (T = 1), ``temperature``, and ``temperature+isotonic``
-with each ``--bins`` value, all with the product's own functions. ECE: 15 equal-width bins, as the
+with each ``--bins`` value, and what the default ``calibration = "auto"`` (5 bins) picks on the whole
+validation set, all with the product's own functions. ECE: 15 equal-width bins, as the
 run report gives it. Data files go to a temporary folder, never into the repository; results to
 ``--json-out`` (default ``bench/results/calibration_<dataset>.json``).
 """
@@ -112,6 +113,11 @@ def compare(logits: np.ndarray, gold: np.ndarray, bins: list[int], shuffles: int
 
     methods = [("none", "none", 5), ("temperature", "temperature", 5)]
     methods += [(f"temperature+isotonic, {b} bins", "temperature+isotonic", b) for b in bins]
+    from assistant_builder_tasks.classification.fallback import choose_calibration
+
+    chosen, why = choose_calibration("auto", logits, gold, 5)
+    methods.append((f"auto (product default: {chosen})", chosen, 5))
+    print(why, file=sys.stderr)
     rows = []
     for name, method, b in methods:
         def fit(train_logits: np.ndarray, train_gold: np.ndarray, method: str = method, b: int = b):
