@@ -56,8 +56,9 @@ class QATask(Task):
     output_names = ("start_logits", "end_logits")
     sequence_outputs = ("start_logits", "end_logits")
     data_formats = ("squad", "jsonl", "parquet", "files", "hf_disk")
-    #: answer-token agreement gate (bench/RESULTS.md, "Token and span tasks that ship")
-    min_agreement = 0.90
+    #: answer-token agreement gate: an int8 variant at 90.6% lost 0.91 F1 points on XQuAD-en, more than
+    #: the 0.5 a verified variant may lose, so below 95% the bundle keeps fp32 (bench/RESULTS.md, "QA int8 agreement")
+    min_agreement = 0.95
 
     def load_data(self, data: Any, options: QAOptions) -> TaskData:  # type: ignore[override]
         train, validation, sources = load_split(data, options.allow_unanswerable)
