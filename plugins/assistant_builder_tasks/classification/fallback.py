@@ -4,8 +4,9 @@
 ``softmax(logits / temperature)``, then, with a ``confidence_map``, the top probability is mapped
 (``toolkit.calibration.apply_confidence_map``; no label changes); with a ``fallback_label``, an
 input whose energy score (over the in-scope classes' logits) is below ``fallback_threshold``, or
-whose top-two in-scope probability gap is below ``fallback_margin``, is rejected: its label is the fallback label, ``in_scope`` is false,
-its score is ``1 - `` the top in-scope probability and ``top`` still lists the in-scope candidates.
+whose top-two in-scope probability gap is below ``fallback_margin``, is rejected: its label is the
+fallback label, ``in_scope`` is false, its score is ``1 - `` the top in-scope probability and
+``top`` still lists the in-scope candidates.
 Without a fitted threshold, an input whose most likely class is a trained fallback class is
 rejected. ``fit_rule`` fits the calibration and the threshold on validation outputs. Torch-free.
 """
