@@ -78,7 +78,7 @@ class TrainSection(Section):
     learning_rate: float | None = Field(None, gt=0.0, le=1.0, description="peak learning rate of the encoder (or LoRA adapters); default: the trainer's (full 1e-4, lora 2e-3)")
     head_learning_rate: float | None = Field(None, gt=0.0, le=1.0, description="learning rate of the new task head; default: the "
                                              "task's (classification 3e-3, part of the small-data defaults measured together on "
-                                             "CLINC150 at 5 examples per intent, see bench/RESULTS.md; ner and qa 1e-3)")
+                                             "CLINC150 at 5 and 10 examples per intent, see bench/RESULTS.md; ner and qa 1e-3)")
     weight_decay: float = Field(0.01, ge=0.0, le=1.0, description="AdamW decoupled weight decay (not applied to biases and LayerNorm weights)")
     warmup_ratio: float = Field(0.1, ge=0.0, le=0.5, description="fraction of steps with linear warmup, then linear decay")
     gradient_accumulation_steps: int = Field(1, ge=1, le=1024, description="batches whose gradients are summed before each optimiser step")
@@ -92,7 +92,7 @@ class TrainSection(Section):
     seed: int = Field(42, ge=0, description="seed of model initialisation, shuffling and dropout (same seed, same data: same weights)")
     min_steps: int = Field(600, ge=0, description="fewest optimiser steps: when train.epochs would give fewer, the run "
                            "raises the epoch count to reach them and says so (small data needs more passes; with the other "
-                           "small-data defaults, measured on CLINC150 at 5 examples per intent, see bench/RESULTS.md); "
+                           "small-data defaults, measured on CLINC150 at 5 and 10 examples per intent over three seeds, see bench/RESULTS.md); "
                            "0 = exactly train.epochs")
     early_stopping_patience: int = Field(3, ge=0, description="epochs without improvement before stopping; 0 disables")
     early_stopping_min_per_label: float = Field(5.0, ge=0.0, description="early stopping is switched off (the run says so) "
