@@ -334,6 +334,31 @@ def test_decode_repairs_invalid_sequences(task, tiny_model_dir):
     assert [(e["label"], e["text"]) for e in prediction["entities"]] == [("per", "mom"), ("loc", "london"), ("per", "at"), ("time", "7")]
 
 
+def test_best_path_decoder_keeps_an_entity_whole_where_argmax_splits_it(task, tiny_model_dir):
+    tokenizer = load_tokenizer(tiny_model_dir, 32)
+    example = task.parse_input("play new york state of mind")
+    # word 4 ("of") leans I-per over I-loc; no entity of type per has started, so I-per is invalid there
+    features, outputs = fake_outputs(task, tokenizer, example, {1: "B-loc", 2: "I-loc", 3: "I-loc", 4: "I-per", 5: "I-loc"})
+    for feature, values in zip(features, outputs["logits"]):
+        for word, position in feature["owned"]:
+            if word == 4:
+                values[position, LABELS.index("I-loc")] = 4.0 + word - 0.5
+    [argmax] = task.decode(outputs, features, [example], LABELS, options(task))
+    [best] = task.decode(outputs, features, [example], LABELS, options(task, decoder="best_path"))
+    assert argmax["tags"] == ["O", "B-loc", "I-loc", "I-loc", "B-per", "B-loc"]
+    assert best["tags"] == ["O", "B-loc", "I-loc", "I-loc", "I-loc", "I-loc"]
+    assert [e["text"] for e in best["entities"]] == ["new york state of mind"]
+
+
+def test_decoders_agree_where_the_argmax_sequence_is_valid(task, tiny_model_dir):
+    tokenizer = load_tokenizer(tiny_model_dir, 32)
+    example = task.parse_input("call mom in london at 7")
+    features, outputs = fake_outputs(task, tokenizer, example, {1: "B-per", 3: "B-loc", 5: "B-time"})
+    [argmax] = task.decode(outputs, features, [example], LABELS, options(task))
+    [best] = task.decode(outputs, features, [example], LABELS, options(task, decoder="best_path"))
+    assert argmax == best
+
+
 def test_repair_and_spans():
     assert repair(["I-x", "I-x", "O", "I-y", "B-x", "I-y"]) == ["B-x", "I-x", "O", "B-y", "B-x", "B-y"]
     assert spans(["B-x", "I-x", "O", "B-y", "B-y", "I-y"]) == [(0, 2, "x"), (3, 4, "y"), (4, 6, "y")]

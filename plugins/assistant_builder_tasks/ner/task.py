@@ -35,6 +35,10 @@ class NerOptions(ComponentOptions):
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout before the token classification layer")
     min_entity_score: float = Field(0.0, ge=0.0, le=1.0, description="drop predicted entities whose score (mean word "
                                     "probability) is below this, their words tagged O (0 = keep all)")
+    decoder: Literal["argmax", "best_path"] = Field(
+        "argmax", description="how word tags are read from the model's scores: 'argmax' takes each word's most likely tag "
+                              "(an I- that starts an entity read as B-); 'best_path' takes the most likely valid IOB2 "
+                              "sequence (Viterbi), the same whenever the argmax sequence is valid")
     word_shape: Literal["auto", "on", "off"] = Field(
         "auto", description="add a learned embedding of each word's casing/shape (lower, Title, UPPER, mIxed, number, other) "
                             "to its tokens, for an encoder whose tokenizer lowercases: 'auto' turns it on when the tokenizer "
@@ -151,14 +155,14 @@ class NerTask(Task):
 
     def decode(self, outputs: FeatureOutputs, features: Sequence[Feature], examples: Sequence[TokenExample],
                labels: Sequence[str], options: NerOptions) -> list[dict[str, Any]]:  # type: ignore[override]
-        """Per word: the most likely tag of the window that owns it; invalid IOB2 repaired; entities as character spans."""
+        """Per word, from the window that owns it: tags by ``options.decoder``; entities as character spans."""
         windows: list[list[tuple[Any, Any]]] = [[] for _ in examples]
         for feature, logits in zip(features, outputs["logits"]):
             windows[feature["example_index"]].append((feature["owned"], logits))
         predictions = []
         for example, example_windows in zip(examples, windows):
             probabilities = word_probabilities(len(example.tokens), labels, example_windows)
-            tags, scores = decode_word_tags(probabilities, labels, "argmax")
+            tags, scores = decode_word_tags(probabilities, labels, options.decoder)
             tags, entities = drop_weak_entities(tags, tag_entities(tags, scores, example.text, example.offsets), options.min_entity_score)
             predictions.append({"entities": entities, "tags": tags})
         return predictions
