@@ -94,7 +94,7 @@ class TrainSection(Section):
                            "raises the epoch count to reach them and says so (small data needs more passes; with the other "
                            "small-data defaults, measured on CLINC150 at 5 and 10 examples per intent over three seeds, see bench/RESULTS.md); "
                            "0 = exactly train.epochs")
-    early_stopping_patience: int = Field(3, ge=0, description="epochs without improvement before stopping; 0 disables")
+    early_stopping_patience: int = Field(3, ge=0, description="epochs without improvement before stopping (epochs that end inside the learning-rate warmup do not count); 0 disables")
     early_stopping_min_per_label: float = Field(5.0, ge=0.0, description="early stopping is switched off (the run says so) "
                                                 "when the validation data has fewer examples per label on average than "
                                                 "this: too few to tell a better epoch from noise; 0 = never switch it off")

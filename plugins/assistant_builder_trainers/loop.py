@@ -91,7 +91,8 @@ class _Run:
         batches_per_epoch = len(self.batches(0))
         self.steps_per_epoch = max(1, math.ceil(batches_per_epoch / self.accumulate))
         self.total_steps = self.steps_per_epoch * settings.epochs
-        self.scheduler = warmup_linear_schedule(self.optimizer, int(settings.warmup_ratio * self.total_steps), self.total_steps)
+        self.warmup_steps = int(settings.warmup_ratio * self.total_steps)
+        self.scheduler = warmup_linear_schedule(self.optimizer, self.warmup_steps, self.total_steps)
         self.model, self.optimizer = self.accelerator.prepare(model, self.optimizer)
         self.unwrapped = self.accelerator.unwrap_model(self.model)
         self.state = LoopState()
@@ -227,7 +228,10 @@ def run_training(job: TrainingJob, model: torch.nn.Module, learning_rate: float,
             state.best_metric, state.best_epoch, state.epochs_without_improvement = value, epoch + 1, 0
             if run.accelerator.is_main_process:
                 checkpoints.write_best(job.checkpoint_dir, run.unwrapped, epoch + 1, metrics)
-        else:
+        elif state.global_step > run.warmup_steps:
+            # an epoch that ends inside the learning-rate warmup does not count against early stopping:
+            # on small data warmup spans several epochs, and a model still warming up can sit on a plateau
+            # (all-O tags, one class) that stopping would mistake for convergence
             state.epochs_without_improvement += 1
         job.callbacks.on_eval_end(EvalEnded(state.global_step, epoch + 1, metrics, improved))
         state.epoch, state.batch_in_epoch = epoch + 1, 0
