@@ -11,7 +11,8 @@ Subsampled files are written to a temporary folder, never into the repository. P
 configurations run alternately (off, on; then on, off): ``off`` is the product defaults,
 ``on`` adds ``[train.augment] copies = --copies`` (default 1; NER: mention and label-wise token
 replacement; classification: deletion and swap). Bundled MiniLM, export off. Prints Markdown and
-writes ``bench/results/augment_<task>.json``.
+writes ``bench/results/augment_<task>.json``; ``--keep-runs DIR`` keeps
+each run directory (for ``bench/ner_decoding.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from small_data import data_root, per_label, read_jsonl, write_jsonl  # noqa: E402
+from small_data import data_root, keep_run, per_label, read_jsonl, write_jsonl  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[42])
     parser.add_argument("--num-threads", type=int, default=None)
     parser.add_argument("--json-out", type=Path, default=None, help="default: bench/results/augment_<task>.json")
+    parser.add_argument("--keep-runs", type=Path, default=None, help="copy each run directory (without checkpoints) here")
     args = parser.parse_args(argv)
     needed = data_root() / ("conll2003/train.txt" if args.task == "ner" else "clinc150/train.jsonl")
     if not needed.exists():
@@ -94,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 recipe.write_text(recipe_text(args.task, config, seed, data, args))
                 start = time.perf_counter()
                 result = run(load_recipe(str(recipe), [], registry=registry), registry)
+                keep_run(Path(result.run_dir), args.keep_runs, work / data["validation"])
                 results.append({"config": config, "seed": seed, metric: result.metrics[metric],
                                 "augmented_examples": result.summary.get("augmented_examples", 0),
                                 "epochs_run": result.summary["epochs_run"], "seconds": round(time.perf_counter() - start, 1)})

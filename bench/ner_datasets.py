@@ -26,6 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from small_data import keep_run  # noqa: E402
+
 DATASETS = {
     "conll2003": {"train": "conll2003/train.txt", "validation": "conll2003/valid.txt", "format": "conll"},
     "snips": {"train": "snips/train/seq.in", "validation": "snips/valid/seq.in", "format": "seq"},
@@ -83,6 +86,7 @@ def run_one(name: str, spec: dict[str, str], root: Path, args: argparse.Namespac
         if code != 0:
             return result
         (run_dir,) = (Path(tmp) / "runs").iterdir()
+        keep_run(run_dir, args.keep_runs)
         summary = json.loads((run_dir / "summary.json").read_text())
         details = json.loads((run_dir / "metrics.json").read_text())
         options = json.loads((run_dir / "task_options.json").read_text())
@@ -116,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE", help="any other recipe key, e.g. train.learning_rate=2e-4")
     parser.add_argument("--json-out", type=Path, default=None)
+    parser.add_argument("--keep-runs", type=Path, default=None, help="copy each run directory (without checkpoints) here")
     args = parser.parse_args(argv)
 
     spec = DATASETS[args.dataset]

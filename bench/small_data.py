@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -63,6 +64,17 @@ def per_label(rows: list[dict], count: int | None, seed: int) -> list[dict]:
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps({"text": r["text"], "label": r["label"]}) + "\n" for r in rows), encoding="utf-8")
+
+
+def keep_run(run_dir: Path, keep: Path | None, validation: Path | None = None) -> None:
+    """Copy a finished run directory (without its checkpoints) into ``keep``, with its validation file
+    as ``valid.txt`` when the data lived in a temporary folder; nothing when ``keep`` is ``None``."""
+    if keep is None:
+        return
+    target = keep / run_dir.name
+    shutil.copytree(run_dir, target, ignore=shutil.ignore_patterns("checkpoints"), dirs_exist_ok=True)
+    if validation is not None:
+        shutil.copyfile(validation, target / "valid.txt")
 
 
 def recipe_text(config: str, seed: int, args: argparse.Namespace) -> str:
