@@ -124,8 +124,8 @@ def best_path_tags(probabilities: np.ndarray, labels: Sequence[str]) -> tuple[li
 def decode_word_tags(probabilities: np.ndarray, labels: Sequence[str], method: str = "argmax") -> tuple[list[str], list[float]]:
     """One valid IOB2 tag per word and its probability, by ``method`` (see the module docstring).
 
-    ``"argmax"``: ``argmax_tags`` then ``repair`` (what the built-in tasks do); ``"best_path"``:
-    ``best_path_tags``.
+    ``"argmax"``: ``argmax_tags`` then ``repair`` (the toolkit default); ``"best_path"``:
+    ``best_path_tags`` (the built-in ``ner`` default).
     """
     if method == "argmax":
         tags, scores = argmax_tags(probabilities, labels)

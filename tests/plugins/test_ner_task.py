@@ -329,7 +329,7 @@ def test_decode_repairs_invalid_sequences(task, tiny_model_dir):
     example = task.parse_input("call mom in london at 7")
     tags = {1: "I-per", 3: "B-loc", 4: "I-per", 5: "I-time"}
     features, outputs = fake_outputs(task, tokenizer, example, tags)
-    [prediction] = task.decode(outputs, features, [example], LABELS, options(task))
+    [prediction] = task.decode(outputs, features, [example], LABELS, options(task, decoder="argmax"))
     assert prediction["tags"] == ["O", "B-per", "O", "B-loc", "B-per", "B-time"]
     assert [(e["label"], e["text"]) for e in prediction["entities"]] == [("per", "mom"), ("loc", "london"), ("per", "at"), ("time", "7")]
 
@@ -343,8 +343,8 @@ def test_best_path_decoder_keeps_an_entity_whole_where_argmax_splits_it(task, ti
         for word, position in feature["owned"]:
             if word == 4:
                 values[position, LABELS.index("I-loc")] = 4.0 + word - 0.5
-    [argmax] = task.decode(outputs, features, [example], LABELS, options(task))
-    [best] = task.decode(outputs, features, [example], LABELS, options(task, decoder="best_path"))
+    [argmax] = task.decode(outputs, features, [example], LABELS, options(task, decoder="argmax"))
+    [best] = task.decode(outputs, features, [example], LABELS, options(task))  # the default
     assert argmax["tags"] == ["O", "B-loc", "I-loc", "I-loc", "B-per", "B-loc"]
     assert best["tags"] == ["O", "B-loc", "I-loc", "I-loc", "I-loc", "I-loc"]
     assert [e["text"] for e in best["entities"]] == ["new york state of mind"]
@@ -354,7 +354,7 @@ def test_decoders_agree_where_the_argmax_sequence_is_valid(task, tiny_model_dir)
     tokenizer = load_tokenizer(tiny_model_dir, 32)
     example = task.parse_input("call mom in london at 7")
     features, outputs = fake_outputs(task, tokenizer, example, {1: "B-per", 3: "B-loc", 5: "B-time"})
-    [argmax] = task.decode(outputs, features, [example], LABELS, options(task))
+    [argmax] = task.decode(outputs, features, [example], LABELS, options(task, decoder="argmax"))
     [best] = task.decode(outputs, features, [example], LABELS, options(task, decoder="best_path"))
     assert argmax == best
 
