@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 
@@ -47,20 +46,10 @@ def test_release_free_memory_runs_on_glibc() -> None:
 
 
 @pytest.mark.parametrize("scores,best_epoch", [([0.9, 0.5, 0.4], 1), ([0.2, 0.3, 0.6], 3)])
-def test_the_run_ends_with_the_best_epochs_weights(tmp_path: Path, write_recipe, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+def test_the_run_ends_with_the_best_epochs_weights(tmp_path: Path, write_recipe, scripted_accuracy,  # type: ignore[no-untyped-def]
                                                   scores: list[float], best_epoch: int) -> None:
     """Scripted validation scores pick the best epoch; the saved model must hold exactly its weights."""
-    from assistant_builder_tasks.classification.task import ClassificationTask
-
-    script = itertools.chain(scores, itertools.repeat(scores[-1]))
-    real = ClassificationTask.evaluate
-
-    def scripted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        evaluation = real(self, *args, **kwargs)
-        evaluation.metrics["accuracy"] = next(script)
-        return evaluation
-
-    monkeypatch.setattr(ClassificationTask, "evaluate", scripted)
+    scripted_accuracy(scores)
     write_intent_data(tmp_path, per_label=6, seed=2)
     recipe = write_recipe(tmp_path, task={"type": "classification", "options": {"label_field": "intent"}},
                           data={"train": "train.jsonl", "validation": "valid.jsonl"},

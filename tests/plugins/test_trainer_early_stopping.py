@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
-
-import pytest
 
 from assistant_builder.cli.main import main
 from assistant_builder.testing import write_intent_data
 
 
-def scripted_run(tmp_path: Path, write_recipe, monkeypatch: pytest.MonkeyPatch, scores: list[float], **train) -> dict:  # type: ignore[no-untyped-def]
+def scripted_run(tmp_path: Path, write_recipe, scripted_accuracy, scores: list[float], **train) -> dict:  # type: ignore[no-untyped-def]
     """A run whose validation accuracy per epoch is ``scores`` (then its last value); returns metrics.json."""
-    from assistant_builder_tasks.classification.task import ClassificationTask
-
-    script = itertools.chain(scores, itertools.repeat(scores[-1]))
-    real = ClassificationTask.evaluate
-
-    def scripted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        evaluation = real(self, *args, **kwargs)
-        evaluation.metrics["accuracy"] = next(script)
-        return evaluation
-
-    monkeypatch.setattr(ClassificationTask, "evaluate", scripted)
+    scripted_accuracy(scores)
     write_intent_data(tmp_path, per_label=6, seed=2)
     recipe = write_recipe(tmp_path, task={"type": "classification", "options": {"label_field": "intent"}},
                           data={"train": "train.jsonl", "validation": "valid.jsonl"},
@@ -35,16 +22,16 @@ def scripted_run(tmp_path: Path, write_recipe, monkeypatch: pytest.MonkeyPatch, 
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-def test_a_plateau_inside_the_warmup_does_not_stop_the_run(tmp_path, write_recipe, monkeypatch):
+def test_a_plateau_inside_the_warmup_does_not_stop_the_run(tmp_path, write_recipe, scripted_accuracy):
     # 8 epochs, warmup over half the steps: epochs 1-4 end inside (or at the end of) the warmup
-    metrics = scripted_run(tmp_path, write_recipe, monkeypatch, [0.5, 0.4], epochs=8, warmup_ratio=0.5,
+    metrics = scripted_run(tmp_path, write_recipe, scripted_accuracy, [0.5, 0.4], epochs=8, warmup_ratio=0.5,
                            early_stopping_patience=1)
     assert metrics["stopped_early"] is True
     assert metrics["epochs_run"] == 5  # the first epoch after the warmup without improvement stops it
     assert metrics["best_epoch"] == 1
 
 
-def test_without_warmup_the_plateau_stops_the_run_at_once(tmp_path, write_recipe, monkeypatch):
-    metrics = scripted_run(tmp_path, write_recipe, monkeypatch, [0.5, 0.4], epochs=8, warmup_ratio=0.0,
+def test_without_warmup_the_plateau_stops_the_run_at_once(tmp_path, write_recipe, scripted_accuracy):
+    metrics = scripted_run(tmp_path, write_recipe, scripted_accuracy, [0.5, 0.4], epochs=8, warmup_ratio=0.0,
                            early_stopping_patience=1)
     assert metrics["stopped_early"] is True and metrics["epochs_run"] == 2
