@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[42])
     parser.add_argument("--num-threads", type=int, default=None)
     parser.add_argument("--json-out", type=Path, default=None, help="default: bench/results/augment_<task>.json")
+    parser.add_argument("--configs", nargs="+", choices=["off", "on"], default=["off", "on"],
+                        help="configurations to run (default both; one alone splits a table over processes)")
     parser.add_argument("--keep-runs", type=Path, default=None, help="copy each run directory (without checkpoints) here")
     args = parser.parse_args(argv)
     needed = data_root() / ("conll2003/train.txt" if args.task == "ner" else "clinc150/train.jsonl")
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         for index, seed in enumerate(args.seeds):
             data = write_data(args.task, work, seed, args)
-            for config in (("off", "on") if index % 2 == 0 else ("on", "off")):
+            for config in [c for c in (("off", "on") if index % 2 == 0 else ("on", "off")) if c in args.configs]:
                 recipe = work / f"{config}-{seed}.toml"
                 recipe.write_text(recipe_text(args.task, config, seed, data, args))
                 start = time.perf_counter()
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| augment | seed | {metric} | augmented examples | epochs run | seconds |\n|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['config']} | {r['seed']} | {r[metric]:.4f} | {r['augmented_examples']} | {r['epochs_run']} | {r['seconds']} |")
-    for config in ("off", "on"):
+    for config in args.configs:
         print(f"| {config} mean | | {statistics.fmean(r[metric] for r in results if r['config'] == config):.4f} | | | |")
     out = args.json_out or RESULTS / f"augment_{args.task}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
