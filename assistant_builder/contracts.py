@@ -7,7 +7,8 @@ checks all of that when a plugin registers a component (see ``registry.py``).
 Optional task hooks have defaults that do nothing: ``Task.augment(examples, settings, rng)``
 returns augmented training examples for ``[train.augment]`` (default: none), ``Task.check_data``
 adds data checks, ``Task.resolve_options`` settles ``"auto"`` options, ``sample_data`` writes demo
-data; ``Task.head_learning_rate`` is the new head's learning rate when the recipe sets none.
+data; ``Task.head_learning_rate`` is the new head's learning rate when the recipe sets none, and
+``Task.learning_rates`` the encoder's, per trainer (a trainer not named keeps its own default).
 
 Import rule: a plugin module is imported by the torch-free paths (``builder validate``,
 ``builder plugins``, ``builder predict``), so it must import torch, transformers, peft and onnx
@@ -260,6 +261,9 @@ class Task(Component):
     #: learning rate of the new head when the recipe leaves ``train.head_learning_rate`` unset
     #: (classification: 3e-3, measured on small intent data; bench/RESULTS.md).
     head_learning_rate: ClassVar[float] = 1e-3
+    #: encoder learning rate per trainer name when the recipe leaves ``train.learning_rate`` unset;
+    #: a trainer not named here uses its ``Trainer.default_learning_rate``. Empty: every trainer's own.
+    learning_rates: ClassVar[Mapping[str, float]] = {}
 
     @abstractmethod
     def load_data(self, data: DataSection, options: ComponentOptions) -> TaskData:

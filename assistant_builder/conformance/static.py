@@ -5,6 +5,7 @@ tasks, the class attributes the engine, the runtime and the TUI read.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -118,6 +119,17 @@ def check_task_attributes(recorder: Recorder, task: type[Task]) -> None:
         expect(isinstance(example, str) and example.strip(), f"predict_example must be a non-empty string, got {example!r}")
         return ", ".join(formats)
 
+    def training_defaults() -> str:
+        def rate(value: Any) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1
+
+        head = getattr(task, "head_learning_rate", None)
+        expect(rate(head), f"head_learning_rate must be a number in (0, 1], got {head!r}")
+        rates = getattr(task, "learning_rates", {})
+        expect(isinstance(rates, Mapping) and all(isinstance(k, str) and rate(v) for k, v in rates.items()),
+               f"learning_rates must map trainer names to numbers in (0, 1], got {rates!r}")
+        return f"head {head!r}" + "".join(f", {name} {value!r}" for name, value in rates.items())
+
     def parse_input() -> str:
         try:
             instance = task()
@@ -136,6 +148,7 @@ def check_task_attributes(recorder: Recorder, task: type[Task]) -> None:
     recorder.run("metrics", metrics)
     recorder.run("outputs", outputs)
     recorder.run("data formats", data_formats)
+    recorder.run("training defaults", training_defaults)
     recorder.run("parse_input", parse_input)
 
 

@@ -4,6 +4,8 @@
   raised to reach them. On small data a handful of epochs is only a few dozen steps, too few for
   a new head and the encoder to settle.
 * ``train.head_learning_rate`` unset: the task's ``Task.head_learning_rate``.
+* ``train.learning_rate`` unset: the task's ``Task.learning_rates[train.trainer]`` when the task
+  names one for the trainer (else the trainer's own default, applied by the trainer).
 * ``train.early_stopping_min_per_label``: early stopping is switched off when the validation data
   has fewer examples per label on average: with a few examples per label, one epoch's metric is
   mostly noise and stopping on it ends training too soon.
@@ -55,6 +57,9 @@ def adjust_training(settings: Any, task: Any, train_count: int, validation_examp
     update: dict[str, Any] = {}
     if settings.head_learning_rate is None:
         update["head_learning_rate"] = float(getattr(task, "head_learning_rate", 1e-3))
+    task_rate = getattr(task, "learning_rates", {}).get(settings.trainer)
+    if settings.learning_rate is None and task_rate is not None:
+        update["learning_rate"] = float(task_rate)
     per_epoch = steps_per_epoch(train_count, settings.batch_size, settings.gradient_accumulation_steps, settings.group_by_length, world)
     epochs = epochs_for_min_steps(settings.epochs, per_epoch, settings.min_steps)
     if epochs > settings.epochs:

@@ -84,17 +84,20 @@ class BadAttributesTask(ClassificationTask):
     primary_metric = "bleu"
     sequence_outputs = ("hidden",)
     data_formats = ("JSONL",)
+    learning_rates = {"full": 2.0}
 
 
 def test_bad_class_attributes_fail_their_checks() -> None:
     results = run_conformance(BadAttributesTask, functional=False)
     problems = failed(results)
-    assert set(problems) == {"description", "options", "labelling_kind", "metrics", "outputs", "data formats"}
+    assert set(problems) == {"description", "options", "labelling_kind", "metrics", "outputs", "data formats",
+                             "training defaults"}
     assert "'pictures'" in problems["labelling_kind"] and "text_class" in problems["labelling_kind"]
     assert "'bleu'" in problems["metrics"] and "accuracy" in problems["metrics"]
     assert "('hidden',)" in problems["outputs"] and "subset of output_names" in problems["outputs"]
     assert "extra='forbid'" in problems["options"] and "'allow'" in problems["options"]
     assert "['JSONL']" in problems["data formats"]
+    assert "{'full': 2.0}" in problems["training defaults"] and "(0, 1]" in problems["training defaults"]
 
 
 class NumpyScoreTask(ClassificationTask):

@@ -13,6 +13,7 @@ from assistant_builder.recipe.schema import TrainSection
 class FakeTask:
     name = "fake"
     head_learning_rate = 3e-3
+    learning_rates = {"full": 2e-4}
 
     def example_view(self, example):
         return ExampleView(example[0], example[1], (example[1],), "x")
@@ -71,3 +72,10 @@ def test_head_learning_rate_default_comes_from_the_task_and_an_explicit_one_wins
 def test_mean_per_label_without_classes_is_none():
     assert mean_per_label([(), ()]) is None
     assert mean_per_label([("a",), ("a",), ("b",)]) == 1.5
+
+
+def test_encoder_learning_rate_default_comes_from_the_task_for_its_trainer_and_an_explicit_one_wins():
+    assert adjust_training(TrainSection(min_steps=0), FakeTask(), 100, validation(9))[0].learning_rate == 2e-4
+    assert adjust_training(TrainSection(min_steps=0, learning_rate=5e-5), FakeTask(), 100, validation(9))[0].learning_rate == 5e-5
+    # a trainer the task names no rate for keeps its own default (None here: the trainer applies it)
+    assert adjust_training(TrainSection(min_steps=0, trainer="lora"), FakeTask(), 100, validation(9))[0].learning_rate is None
