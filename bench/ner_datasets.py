@@ -2,7 +2,7 @@
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/ner_datasets.py conll2003                       # product defaults, int8 on
     HF_HUB_OFFLINE=1 .venv/bin/python bench/ner_datasets.py conll2003 --word-shape on,off --seeds 42,43,44 --json-out r.json
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/ner_datasets.py snips --set train.learning_rate=2e-4
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/ner_datasets.py snips --set train.epochs=8
 
 Writes a recipe into a temporary folder that points at ``../shared/data/<dataset>`` (train file,
 evaluated on its validation file) and runs it with the bundled MiniLM and the product defaults

@@ -78,7 +78,9 @@ class TrainSection(Section):
     trainer: str = Field("full", description="trainer plugin name: 'full' or 'lora'")
     epochs: int = Field(6, ge=1, le=1000, description="passes over the training data (early stopping may end sooner)")
     batch_size: int = Field(32, ge=1, le=4096, description="examples per optimiser step (per process), before accumulation")
-    learning_rate: float | None = Field(None, gt=0.0, le=1.0, description="peak learning rate of the encoder (or LoRA adapters); default: the trainer's (full 1e-4, lora 2e-3)")
+    learning_rate: float | None = Field(None, gt=0.0, le=1.0, description="peak learning rate of the encoder (or LoRA adapters); default: the "
+                                          "task's for its trainer where it names one (ner with full: 2e-4, better on SNIPS and level "
+                                          "on CoNLL-2003, see bench/RESULTS.md), else the trainer's (full 1e-4, lora 2e-3)")
     head_learning_rate: float | None = Field(None, gt=0.0, le=1.0, description="learning rate of the new task head; default: the "
                                              "task's (classification 3e-3, part of the small-data defaults measured together on "
                                              "CLINC150 at 5 and 10 examples per intent, see bench/RESULTS.md; ner and qa 1e-3)")
