@@ -73,9 +73,9 @@ def article_placement(sentences: list[Sentence]) -> tuple[Counter[str], Counter[
 
 
 def run_settings(run: Path) -> str:
-    """``seed, learning rate, batch size`` from the run's resolved recipe (the learning rate as the recipe set it)."""
+    """``seed, learning rate, batch size, epochs`` from the run's resolved recipe (the learning rate as the recipe set it)."""
     train = json.loads((run / "recipe.resolved.json").read_text())["train"]
-    return f"{train['seed']}, {train['learning_rate'] or 'default'}, {train['batch_size']}"
+    return f"{train['seed']}, {train['learning_rate'] or 'default'}, {train['batch_size']}, {train['epochs']}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     validation = read_split(root / spec["validation"], spec["format"])
     print(f"## {args.dataset}: validation misses by kind ({len(validation)} sentences)\n")
-    print("| run | seed, encoder lr, batch | " + " | ".join(KINDS) + " | all |")
+    print("| run | seed, encoder lr, batch, epochs | " + " | ".join(KINDS) + " | all |")
     print("|---|---|" + "---:|" * (len(KINDS) + 1))
     for run in args.runs:
         lines = (run / "validation_predictions.jsonl").read_text().splitlines()
