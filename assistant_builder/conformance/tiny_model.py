@@ -34,15 +34,19 @@ def make_tiny_vocab(extra_words: Iterable[str] = ()) -> list[str]:
 
 
 def make_tiny_bert(directory: Path, *, hidden_size: int = 32, layers: int = 2, heads: int = 2, seed: int = 0,
-                   max_positions: int = 128) -> Path:
-    """Write a tiny random-init BERT and a matching WordPiece ``tokenizer.json`` to ``directory``."""
+                   max_positions: int = 128, extra_words: Iterable[str] = ()) -> Path:
+    """Write a tiny random-init BERT and a matching WordPiece ``tokenizer.json`` to ``directory``.
+
+    ``extra_words`` join the vocabulary: e.g. the characters of a Chinese text, for a
+    bert-base-chinese-style model with one token per character (the normaliser splits CJK characters).
+    """
     import torch
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertModel
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    vocab = make_tiny_vocab()
+    vocab = make_tiny_vocab(extra_words)
     tokenizer = Tokenizer(models.WordPiece({token: i for i, token in enumerate(vocab)}, unk_token="[UNK]", max_input_chars_per_word=100))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()

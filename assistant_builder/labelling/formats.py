@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,9 @@ from assistant_builder.atomic import atomic_write_text
 from assistant_builder.datasources import read_jsonl
 from assistant_builder.errors import DataError
 from assistant_builder.labelling.store import LABELLED, LabelStore
+from assistant_builder.toolkit.alignment import split_words
 
 Row = tuple[dict[str, Any], Any, str, "str | None"]  # payload, gold, source, given id
-WORD = re.compile(r"\w+|[^\w\s]")
 KINDS = ("text_class", "token_spans", "answer_span")
 
 
@@ -117,7 +116,7 @@ def _span_rows(path: Path, fmt: str) -> Iterator[Row]:
     if fmt == "txt":
         for number, line in _lines(path):
             if line.strip():
-                yield {"tokens": WORD.findall(line)}, None, f"{path.name}:{number}", None
+                yield {"tokens": split_words(line)[0]}, None, f"{path.name}:{number}", None
     elif fmt == "jsonl":
         for number, record in _jsonl(path):
             tokens, tags = record.get("tokens"), record.get("tags")

@@ -10,6 +10,7 @@ Torch-free:
 * ``tags``: IOB1 / IOB2 / BIOES tags: split, detect, convert, validate, repair, spans <-> tags.
 * ``alignment``: words and their character offsets, character spans -> words, first sub-tokens.
 * ``windows``: inputs longer than ``max_length`` as overlapping windows, and which window decides each word.
+* ``word_encoding``: what a token task hands its tokenizer for a sentence's words (byte-level BPE words keep their space).
 * ``readers``: CoNLL, parallel ``seq.in``/``seq.out`` lines, token or character-span records, normalised to IOB2 with located errors.
 * ``decoding``: softmax, per-word tag decoding (argmax + repair, or the best valid IOB2 path), entity spans.
 * ``metrics``: entity-level scores (seqeval, strict IOB2), span errors, classification scores (scikit-learn).
@@ -32,7 +33,7 @@ Torch (import inside the methods that build or load a model):
 
 from __future__ import annotations
 
-TORCH_FREE_MODULES = ("tags", "alignment", "windows", "readers", "decoding", "metrics", "collate", "shapes", "agreement", "calibration", "outofscope", "augment")
+TORCH_FREE_MODULES = ("tags", "alignment", "windows", "word_encoding", "readers", "decoding", "metrics", "collate", "shapes", "agreement", "calibration", "outofscope", "augment")
 """Modules that import no torch, transformers, scikit-learn or seqeval when imported."""
 
 TORCH_MODULES = ("encoder", "hf_folder", "token_classifier")

@@ -1,26 +1,38 @@
 """Alignment between characters, words and sub-tokens. Torch-free.
 
-Token-level tasks label *words* (a word is a ``\\w+`` run or a single punctuation mark, see
-``split_words``), keep each word's character offsets so predictions come back as spans of the
-original text, and put a word's label on its *first sub-token* only (the others, and the special
-tokens, get the ignored target ``-100``). Character spans from data (``{"start", "end"}``) map to
-the words they cover (``char_span_words``); a span given in characters maps to the sub-tokens
-covering it (``char_span_tokens``, from the tokenizer's offsets).
+Token-level tasks label *words*, keep each word's character offsets so predictions come back as
+spans of the original text, and put a word's label on its *first sub-token* only (the others, and
+the special tokens, get the ignored target ``-100``). A word (``WORD``, ``split_words``) is a run of
+letters, marks and digits, a single punctuation mark, or a single character of a script written
+without spaces between words (Han, kana, Thai, Lao, Khmer, Myanmar: each character with its
+combining marks is a word, as BERT's basic tokenizer splits CJK characters), so Chinese,
+Japanese and Thai text is labelled and predicted by character with exact offsets. Character spans
+from data (``{"start", "end"}``) map to the words they cover (``char_span_words``); a span given in
+characters maps to the sub-tokens covering it (``char_span_tokens``, from the tokenizer's offsets).
+Words given as a list are joined into a text the way the script is written (``join_words``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import regex
+
 from assistant_builder.errors import DataError
 
-__all__ = ["WORD", "IGNORE", "split_words", "join_words", "words_of_input", "char_span_words", "words_char_span", "span_text",
-           "first_subtokens", "first_token_targets", "char_span_tokens"]
+__all__ = ["WORD", "UNSPACED_SCRIPTS", "IGNORE", "split_words", "is_unspaced_char", "join_words", "words_of_input",
+           "locate_words", "char_span_words", "words_char_span", "span_text", "first_subtokens", "first_token_targets",
+           "char_span_tokens"]
 
-WORD = re.compile(r"\w+|[^\w\s]")
-"""What a word is: a run of word characters, or one character that is neither a word character nor space."""
+UNSPACED_SCRIPTS = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}\p{Tibetan}"
+"""Scripts written without spaces between words (``regex`` classes): each character is a word of its own."""
+
+_UNSPACED = f"[{UNSPACED_SCRIPTS}\u30fc\u3005]"  # + the katakana long vowel mark and the ideographic iteration mark
+WORD = regex.compile(rf"{_UNSPACED}\p{{M}}*|(?:(?!{_UNSPACED})[\w\p{{M}}])+|[^\w\s\x1c-\x1f]\p{{M}}*")
+"""What a word is: one character of a script written without spaces (with its combining marks), a run of
+other letters, combining marks, digits and ``_``, or one character that is neither a word character nor space."""
+_UNSPACED_CHAR = regex.compile(rf"{_UNSPACED}\p{{M}}*")
 
 IGNORE = -100
 """The target of positions a loss must skip (PyTorch's ``cross_entropy`` default ``ignore_index``)."""
@@ -37,30 +49,67 @@ def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
     return [m.group() for m in matches], [(m.start(), m.end()) for m in matches]
 
 
+def is_unspaced_char(word: str) -> bool:
+    """Whether ``word`` is one character (with its combining marks) of a script written without spaces."""
+    return _UNSPACED_CHAR.fullmatch(word) is not None
+
+
 def join_words(tokens: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
-    """``tokens`` joined by single spaces, and each token's offsets in that text.
+    """``tokens`` joined as the text is written, and each token's offsets in that text.
 
     The text of an input given as words, so that its predictions have character offsets too.
+    Tokens are separated by one space, except next to a character of a script written without
+    spaces (``is_unspaced_char``: ``["我", "爱", "北", "京"]`` -> ``"我爱北京"``); a sentence of single
+    characters with at least one of those (one character per line, as Chinese CoNLL files are) is
+    joined without any separator (``["听", "t", "f"]`` -> ``"听tf"``).
+    """
+    unspaced = [is_unspaced_char(token) for token in tokens]
+    by_character = any(unspaced) and all(len(token) == 1 for token in tokens)
+    parts: list[str] = []
+    offsets, position = [], 0
+    for index, token in enumerate(tokens):
+        if index and not by_character and not unspaced[index] and not unspaced[index - 1]:
+            parts.append(" ")
+            position += 1
+        offsets.append((position, position + len(token)))
+        parts.append(token)
+        position += len(token)
+    return "".join(parts), offsets
+
+
+def locate_words(text: str, tokens: Sequence[str]) -> list[tuple[int, int]]:
+    """The ``(start, end)`` of each of ``tokens`` in ``text``, found in order (white space between them skipped).
+
+    Raises ``DataError`` naming the first token that is not the next thing in ``text``.
     """
     offsets, position = [], 0
-    for token in tokens:
+    for number, token in enumerate(tokens, start=1):
+        while position < len(text) and text[position].isspace() and not text.startswith(token, position):
+            position += 1
+        if not text.startswith(token, position):
+            raise DataError(f"token {number} ({token!r}) is not found in 'text' at character {position} "
+                            f"(found {text[position:position + len(token) + 5]!r})",
+                            hint="give the tokens in the order they appear in the text, each as written there")
         offsets.append((position, position + len(token)))
-        position += len(token) + 1
-    return " ".join(tokens), offsets
+        position += len(token)
+    return offsets
 
 
 def words_of_input(raw: Any) -> tuple[tuple[str, ...], str, tuple[tuple[int, int], ...]]:
     """``(words, text, offsets)`` of a user's input to a token-level task (``Task.parse_input``).
 
     Accepts a string or ``{"text": "..."}`` (split with ``split_words``), or ``{"tokens": [...]}``
-    (stripped words, ``text`` their ``join_words``). Anything else, or an input without a word,
-    raises ``DataError`` saying what was expected.
+    (stripped words, ``text`` their ``join_words``), or ``{"tokens": [...], "text": "..."}`` (the
+    tokens located in the user's text, ``locate_words``, so offsets slice that text). Anything
+    else, or an input without a word, raises ``DataError`` saying what was expected.
     """
     if isinstance(raw, dict) and "tokens" in raw:
         tokens = raw["tokens"]
         if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t.strip() for t in tokens):
             raise DataError(f"expected 'tokens' to be a non-empty list of non-empty strings, got {tokens!r}")
         words = tuple(t.strip() for t in tokens)
+        if isinstance(raw.get("text"), str):
+            return words, raw["text"], tuple(locate_words(raw["text"], words))
         text, offsets = join_words(words)
         return words, text, tuple(offsets)
     if isinstance(raw, dict) and isinstance(raw.get("text"), str):

@@ -27,11 +27,11 @@ from typing import Any
 
 from assistant_builder.datasources import Record, read_lines
 from assistant_builder.errors import DataError
-from assistant_builder.toolkit.alignment import char_span_words, join_words, split_words
+from assistant_builder.toolkit.alignment import char_span_words, join_words, locate_words, split_words, words_char_span
 from assistant_builder.toolkit.tags import detect_scheme, tag_problem, to_iob2
 
 __all__ = ["Sentence", "ParallelFiles", "TagRepairWarning", "read_lines", "content_lines", "read_conll", "parallel_files",
-           "read_parallel", "char_spans_to_tags", "record_sentence", "read_record_sentences", "normalise"]
+           "read_parallel", "PartialWord", "char_spans_to_tags", "record_sentence", "read_record_sentences", "normalise"]
 
 _TAG_HINTS = {None: "tags are O, B-TYPE, I-TYPE (BIOES also E-TYPE, S-TYPE)", "iob1": "tags are O, B-TYPE and I-TYPE (IOB1)",
               "iob2": "tags are O, B-TYPE and I-TYPE (IOB2)", "bioes": "tags are O, B-TYPE, I-TYPE, E-TYPE and S-TYPE (BIOES)"}
@@ -216,19 +216,48 @@ def read_parallel(path: Path, extras: Sequence[str] = ()) -> tuple[list[Sentence
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PartialWord:
+    """A character span that starts or ends inside a word (``char_spans_to_tags``), widened to whole words.
+
+    ``number`` is the span's 1-based position in its record, ``span`` its ``(start, end)`` as given,
+    ``words`` the ``(start, end)`` of the whole words it was widened to, and ``cut`` the text of each
+    word it cuts.
+    """
+
+    number: int
+    label: str
+    span: tuple[int, int]
+    words: tuple[int, int]
+    cut: tuple[str, ...]
+
+
+def _cut_words(text: str, offsets: Sequence[tuple[int, int]], covered: Sequence[int], start: int, end: int) -> tuple[str, ...]:
+    first, last = offsets[covered[0]], offsets[covered[-1]]
+    cut = [text[first[0]:first[1]]] if first[0] != start else []
+    if last[1] != end and (covered[-1] != covered[0] or not cut):
+        cut.append(text[last[0]:last[1]])
+    return tuple(cut)
+
+
 def char_spans_to_tags(text: str, spans: Any, where: str, *, field_name: str = "entities", noun: str = "entity",
-                       example_type: str = "person", partial_words: str = "widen") -> tuple[list[str], list[str], list[tuple[int, int]], int]:
+                       example_type: str = "person", partial_words: str = "widen",
+                       widened_spans: list[PartialWord] | None = None) -> tuple[list[str], list[str], list[tuple[int, int]], int]:
     """The words of ``text``, their IOB2 tags from character ``spans`` (``[{"start", "end", "label"}]``) and offsets.
 
-    Returns ``(words, tags, offsets, widened)``. A span that starts or ends inside a word covers
-    that whole word (``partial_words="widen"``, counted in ``widened``) or is an error
-    (``"error"``). Overlapping spans, offsets outside the text, a span over white space only and
-    labels with a tag prefix are errors located at ``where`` (``file:line``) and the span's number.
+    Returns ``(words, tags, offsets, widened)``. Words are ``alignment.split_words`` (Chinese,
+    Japanese and Thai text by character). A span that starts or ends inside a word covers that
+    whole word (``partial_words="widen"``, counted in ``widened`` and, when ``widened_spans`` is
+    given, appended to it as a ``PartialWord``) or is an error naming the word (``"error"``).
+    Overlapping spans (including two spans that cut the same word), offsets outside the text, a
+    span over white space only and labels with a tag prefix are errors located at ``where``
+    (``file:line``) and the span's number.
     """
     tokens, offsets = split_words(text)
     if not isinstance(spans, list):
         raise DataError(f"{where}: field '{field_name}' must be a list of {{\"start\", \"end\", \"label\"}} objects, got {type(spans).__name__}")
     tags = ["O"] * len(tokens)
+    owner: dict[int, tuple[int, bool]] = {}  # word -> (span number, whether that span cut a word)
     widened = 0
     for number, span in enumerate(spans, start=1):
         if not isinstance(span, dict) or not {"start", "end", "label"} <= set(span):
@@ -242,15 +271,29 @@ def char_spans_to_tags(text: str, spans: Any, where: str, *, field_name: str = "
         covered = char_span_words(offsets, start, end)
         if not covered:
             raise DataError(f"{where}: {noun} {number} ({text[start:end]!r}) covers no word")
-        if offsets[covered[0]][0] != start or offsets[covered[-1]][1] != end:
+        partial = offsets[covered[0]][0] != start or offsets[covered[-1]][1] != end
+        cut = _cut_words(text, offsets, covered, start, end) if partial else ()
+        if partial:
             if partial_words == "error":
-                raise DataError(f"{where}: {noun} {number} ({text[start:end]!r}, {start}-{end}) does not start and end on word boundaries",
-                                hint="words are \\w+ runs and single punctuation marks; cover whole words")
+                raise DataError(f"{where}: {noun} {number} ({text[start:end]!r}, {start}-{end}) starts or ends inside the word "
+                                f"{' and '.join(repr(w) for w in cut)}; expected spans on word boundaries",
+                                hint="words are runs of letters and digits, single punctuation marks, and single Chinese, "
+                                     "Japanese or Thai characters; cover whole words")
             widened += 1
-        if any(tags[i] != "O" for i in covered):
-            raise DataError(f"{where}: {noun} {number} ({text[start:end]!r}) overlaps another {noun}", hint=f"{_plural(noun)} must not overlap")
+            if widened_spans is not None:
+                widened_spans.append(PartialWord(number, label.strip(), (start, end), words_char_span(offsets, covered[0], covered[-1] + 1), cut))
+        clash = next((i for i in covered if i in owner), None)
+        if clash is not None:
+            other, other_cut = owner[clash]
+            if partial or other_cut:
+                raise DataError(f"{where}: {noun} {number} ({text[start:end]!r}, {start}-{end}) and {noun} {other} both cover part of "
+                                f"the word {tokens[clash]!r} ({offsets[clash][0]}-{offsets[clash][1]}); a word has one label",
+                                hint="words are runs of letters and digits, single punctuation marks, and single Chinese, "
+                                     "Japanese or Thai characters; end one span before the word or start the other after it")
+            raise DataError(f"{where}: {noun} {number} ({text[start:end]!r}) overlaps {noun} {other}", hint=f"{_plural(noun)} must not overlap")
         for position, i in enumerate(covered):
             tags[i] = ("B-" if position == 0 else "I-") + label.strip()
+            owner[i] = (number, partial)
     return tokens, tags, offsets, widened
 
 
@@ -259,12 +302,13 @@ def _string_list(value: Any) -> bool:
 
 
 def record_sentence(record: Record, *, spans_field: str = "entities", noun: str = "entity", example_type: str = "person",
-                    partial_words: str = "widen") -> tuple[Sentence, int]:
+                    partial_words: str = "widen", widened_spans: list[PartialWord] | None = None) -> tuple[Sentence, int]:
     """One record as a ``Sentence`` and the number of widened spans (see ``char_spans_to_tags``).
 
     Either form: ``tokens`` + ``tags`` (or ``ner_tags``, a saved dataset's column) with one tag
-    per token, or ``text`` + ``spans_field`` (character spans; the tags are then IOB2). The
-    record's fields are kept in ``Sentence.fields``.
+    per token (and optionally the ``text`` they come from: each token is then located in it, so
+    offsets slice the user's text), or ``text`` + ``spans_field`` (character spans; the tags are
+    then IOB2). The record's fields are kept in ``Sentence.fields``.
     """
     row, number, where = record.row, record.number, record.where
     if "tokens" in row:
@@ -278,7 +322,15 @@ def record_sentence(record: Record, *, spans_field: str = "entities", noun: str 
             raise DataError(f"{where}: field 'tags' must be a list of strings, got {tags!r}")
         if len(tags) != len(tokens):
             raise DataError(f"{where}: {len(tags)} tags for {len(tokens)} tokens", hint="give exactly one tag per token")
-        sentence = Sentence(tuple(t.strip() for t in tokens), tuple(t.strip() for t in tags), (number,) * len(tokens),
+        words = tuple(t.strip() for t in tokens)
+        text, offsets = None, None
+        if isinstance(row.get("text"), str):
+            try:
+                offsets = tuple(locate_words(row["text"], words))
+            except DataError as exc:
+                raise DataError(f"{where}: {exc.message}", hint=exc.hint) from None
+            text = row["text"]
+        sentence = Sentence(words, tuple(t.strip() for t in tags), (number,) * len(tokens), text, offsets,
                             source=record.source, fields=row)
         return sentence, 0
     if "text" in row:
@@ -289,7 +341,8 @@ def record_sentence(record: Record, *, spans_field: str = "entities", noun: str 
         if not isinstance(text, str) or not split_words(text)[0]:
             raise DataError(f"{where}: field 'text' must be a string with at least one word, got {text!r}")
         tokens, tags, offsets, widened = char_spans_to_tags(text, row[spans_field], where, field_name=spans_field, noun=noun,
-                                                            example_type=example_type, partial_words=partial_words)
+                                                            example_type=example_type, partial_words=partial_words,
+                                                            widened_spans=widened_spans)
         sentence = Sentence(tuple(tokens), tuple(tags), (number,) * len(tokens), text, tuple(offsets), record.source, row)
         return sentence, widened
     raise DataError(f"{where}: missing field 'tokens' or 'text' (found: {', '.join(sorted(row)) or 'none'})",
@@ -297,25 +350,31 @@ def record_sentence(record: Record, *, spans_field: str = "entities", noun: str 
 
 
 def read_record_sentences(records: Iterable[Record], path: Path, *, spans_field: str = "entities", noun: str = "entity",
-                          example_type: str = "person", partial_words: str = "widen") -> tuple[list[Sentence], bool]:
+                          example_type: str = "person", partial_words: str = "widen",
+                          widened_spans: list[tuple[Sentence, PartialWord]] | None = None) -> tuple[list[Sentence], bool]:
     """Sentences from records of either form (``record_sentence``); and whether all came from character spans.
 
     When they all did, their tags are IOB2 already. Widened spans are reported in one
-    ``TagRepairWarning``; no record at all is a ``DataError``.
+    ``TagRepairWarning``, and each is appended to ``widened_spans`` with its sentence when that is
+    given (``builder data check`` makes a finding of each); no record at all is a ``DataError``.
     """
     sentences: list[Sentence] = []
     widened = 0
     for record in records:
+        found: list[PartialWord] = []
         sentence, count = record_sentence(record, spans_field=spans_field, noun=noun, example_type=example_type,
-                                          partial_words=partial_words)
+                                          partial_words=partial_words, widened_spans=found)
         sentences.append(sentence)
         widened += count
+        if widened_spans is not None:
+            widened_spans.extend((sentence, partial) for partial in found)
     if not sentences:
         raise DataError(f"{path}: no sentences found (empty file); expected records with 'tokens' and 'tags', or 'text' and '{spans_field}'")
     if widened:
         what = noun if widened == 1 else _plural(noun)
         warnings.warn(f"{path}: {widened} {what} did not start or end on a word boundary "
-                      "and were widened to whole words (text is split into words with \\w+|[^\\w\\s])", TagRepairWarning, stacklevel=2)
+                      "and were widened to whole words (words are runs of letters and digits, single punctuation marks, and single "
+                      "Chinese, Japanese or Thai characters); `builder data check` names each", TagRepairWarning, stacklevel=2)
     return sentences, all(s.text is not None for s in sentences)
 
 

@@ -2,26 +2,26 @@
 
 The widget edits ``[{"start", "end", "label"}]`` token spans (end exclusive) over a list of words.
 For NER those words are the item's tokens and the spans are the gold value itself. For QA the words
-are the context split like the NER task splits text (``\\w+`` runs and single punctuation marks);
+are the context split like the NER task splits text (``toolkit.alignment.split_words``: runs of letters
+and digits, single punctuation marks, and single Chinese, Japanese or Thai characters);
 the answer span converts to SQuAD's ``{"text", "answer_start"}`` through the words' character offsets.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from assistant_builder.labelling.formats import tags_to_spans
+from assistant_builder.toolkit.alignment import split_words
 
-WORD = re.compile(r"\w+|[^\w\s]")
 ANSWER = "answer"
 
 Span = dict[str, Any]
 
 
 def words_and_offsets(text: str) -> tuple[list[str], list[tuple[int, int]]]:
-    matches = list(WORD.finditer(text))
-    return [m.group() for m in matches], [(m.start(), m.end()) for m in matches]
+    """The words of ``text`` as the token tasks split it, and their character offsets."""
+    return split_words(text)
 
 
 def editor_words(kind: str, payload: dict[str, Any]) -> list[str]:

@@ -118,7 +118,7 @@ def test_jsonl_entity_inside_a_word_is_widened_with_a_warning(task, tmp_path):
         ("train.jsonl", "", r"train.jsonl: no sentences found \(empty file\)"),
         ("train.jsonl", '{"text": "ab cd", "entities": [{"start": 0, "end": 9, "label": "x"}]}\n', r"train.jsonl:1: entity 1: expected character offsets"),
         ("train.jsonl", '{"text": "ab cd", "entities": [{"start": 0, "end": 5, "label": "x"}, {"start": 3, "end": 5, "label": "y"}]}\n',
-         r"train.jsonl:1: entity 2 \('cd'\) overlaps another entity"),
+         r"train.jsonl:1: entity 2 \('cd'\) overlaps entity 1"),
         ("train.jsonl", '{"text": "ab cd", "entities": [{"start": 0, "end": 2, "label": "B-x"}]}\n', r"entity type such as 'person'"),
         ("train.data", "a O\n", r"cannot tell the format from the name 'train.data'"),
     ],

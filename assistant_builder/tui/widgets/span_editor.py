@@ -11,6 +11,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widget import Widget
 
+from assistant_builder.toolkit.alignment import is_unspaced_char
 from assistant_builder.tui import spans as sp
 
 COLOURS = ("green", "magenta", "cyan", "yellow", "blue", "red", "bright_green", "bright_magenta", "bright_cyan")
@@ -84,8 +85,8 @@ class SpanEditor(Widget, can_focus=True):
     def render(self) -> Text:
         text = Text()
         for index, word in enumerate(self.words):
-            if index:
-                text.append(" ")
+            if index and not (is_unspaced_char(word) and is_unspaced_char(self.words[index - 1])):
+                text.append(" ")  # Chinese, Japanese and Thai characters are words of their own, shown as written
             text.append(word, style=self._style(index))
             ends = [s["label"] for s in self.spans if s["end"] == index + 1]
             if ends:

@@ -16,29 +16,42 @@ from typing import Any
 
 from assistant_builder import datasources
 from assistant_builder.contracts import CheckData, ExampleView, Finding
-from assistant_builder.toolkit.readers import Sentence, read_conll, read_parallel, read_record_sentences
+from assistant_builder.toolkit.alignment import join_words
+from assistant_builder.toolkit.readers import PartialWord, Sentence, read_conll, read_parallel, read_record_sentences
 from assistant_builder.toolkit.tags import TagError, detect_scheme, spans_from_tags, split_tag, to_iob2
 from assistant_builder_tasks.ner.data import detect_format
 
 
-def _raw(path: Path, file_format: str, split: str) -> tuple[list[Sentence], Path, bool]:
-    """The sentences of one source as written, the file they are located in, and whether they are IOB2 already."""
+def _raw(path: Path, file_format: str, split: str) -> tuple[list[Sentence], Path, bool, list[tuple[Sentence, PartialWord]]]:
+    """The sentences of one source as written, the file they are located in, whether they are IOB2 already,
+    and the character spans that cut a word (widened to whole words when training)."""
     fmt = detect_format(path, file_format)
     if fmt == "conll":
-        return read_conll(path), path, False
+        return read_conll(path), path, False, []
     if fmt == "seq":
         sentences, files = read_parallel(path)
-        return sentences, files.words, False
+        return sentences, files.words, False, []
     records = datasources.read_jsonl(path) if fmt == "jsonl" else datasources.read_records(path, fmt, split)
-    sentences, iob2 = read_record_sentences(records, path)
-    return sentences, path, iob2
+    widened: list[tuple[Sentence, PartialWord]] = []
+    sentences, iob2 = read_record_sentences(records, path, widened_spans=widened)
+    return sentences, path, iob2, widened
+
+
+def _partial_word_finding(sentence: Sentence, origin: Path, partial: PartialWord) -> Finding:
+    text = sentence.text or ""
+    start, end = partial.span
+    words = " and ".join(repr(word) for word in partial.cut)
+    return Finding("ner.partial_word", "warning", f"{sentence.source or origin}:{sentence.lines[0]}",
+                   f"entity {partial.number} ({partial.label}, {text[start:end]!r}, characters {start}-{end}) starts or ends inside "
+                   f"the word {words}; trained as the whole words {text[partial.words[0]:partial.words[1]]!r} "
+                   f"({partial.words[0]}-{partial.words[1]}); expected spans on word boundaries")
 
 
 def read_split(path: Path, file_format: str, options: Any, split: str) -> tuple[list[ExampleView], list[Finding]]:
     """Views of the sentences whose tags are usable (invalid sequences repaired), and a finding for
-    every malformed tag and every invalid sequence."""
-    sentences, origin, iob2 = _raw(path, file_format, split)
-    findings: list[Finding] = []
+    every malformed tag, every invalid sequence and every character span that cuts a word."""
+    sentences, origin, iob2, widened = _raw(path, file_format, split)
+    findings: list[Finding] = [_partial_word_finding(sentence, origin, partial) for sentence, partial in widened]
     usable: list[Sentence] = []
     for sentence in sentences:
         where = sentence.source or str(origin)
@@ -67,7 +80,7 @@ def read_split(path: Path, file_format: str, options: Any, split: str) -> tuple[
             findings.append(Finding("ner.invalid_tags", level, f"{where}:{sentence.lines[position]}",
                                     f"'{sentence.tags[position]}' (word {sentence.tokens[position]!r}) follows {previous!r}: an entity "
                                     f"starting with I-, {action}; expected B-{sentence.tags[position][2:]}"))
-        text = sentence.text if sentence.text is not None else " ".join(sentence.tokens)
+        text = sentence.text if sentence.text is not None else join_words(sentence.tokens)[0]
         views.append(ExampleView(text, " ".join(tags), tuple(t for _, _, t in spans_from_tags(tags)), f"{where}:{sentence.lines[0]}"))
     return views, findings
 
@@ -90,7 +103,7 @@ def check_examples(data: Any, options: Any) -> CheckData:
 
 
 def check_data(data: Any, options: Any) -> list[Finding]:
-    """Malformed tags and invalid (repaired) tag sequences in the training and validation files."""
+    """Malformed tags, invalid (repaired) tag sequences and spans cutting a word in the training and validation files."""
     findings = read_split(Path(data.train), data.format, options, data.dataset_train_split)[1]
     if data.validation is not None:
         findings += read_split(Path(data.validation), data.format, options, data.dataset_validation_split)[1]

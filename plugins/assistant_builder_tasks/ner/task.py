@@ -23,6 +23,7 @@ from assistant_builder.toolkit.decoding import decode_word_tags, drop_weak_entit
 from assistant_builder.toolkit.shapes import SHAPES, is_cased, lowercases, token_shapes
 from assistant_builder.toolkit.tags import tag_list, tag_types
 from assistant_builder.toolkit.windows import encode_words, special_layout
+from assistant_builder.toolkit.word_encoding import encoder_words, marks_spaces
 from assistant_builder_tasks.ner.data import TokenExample, check_types, load_split
 from assistant_builder_tasks.ner.metrics import METRIC_NAMES, evaluate_tags
 
@@ -107,16 +108,19 @@ class NerTask(Task):
     def encode(self, examples: Sequence[TokenExample], tokenizer: Any, labels: Sequence[str],
                options: NerOptions, max_length: int) -> list[Feature]:  # type: ignore[override]
         """One feature per window (usually one per sentence); ``labels`` on each word's first sub-token;
-        ``shape_ids`` (each token's word shape) when ``word_shape`` is on."""
+        ``shape_ids`` (each token's word shape) when ``word_shape`` is on. Words are encoded as the
+        model saw them in pre-training (``toolkit.word_encoding``: byte-level BPE words keep the space before them)."""
         label_ids = {label: i for i, label in enumerate(labels)}
         layout = special_layout(tokenizer)
-        encodings = tokenizer.encode_batch([list(e.tokens) for e in examples], is_pretokenized=True)
+        spaces = marks_spaces(tokenizer)
+        inputs = [encoder_words(tokenizer, e.tokens, e.text, e.offsets, spaces=spaces) for e in examples]
+        encodings = tokenizer.encode_batch(inputs, is_pretokenized=True)
         features: list[Feature] = []
-        for index, (example, encoding) in enumerate(zip(examples, encodings)):
+        for index, (example, words, encoding) in enumerate(zip(examples, inputs, encodings)):
             unknown = [tag for tag in example.tags or () if tag not in label_ids]
             if unknown:
                 raise DataError(f"{example.source}: tag '{unknown[0]}' is not one of the model's tags ({', '.join(labels)})")
-            for window in encode_words(example.tokens, tokenizer, max_length, options.stride, layout, encoding):
+            for window in encode_words(words, tokenizer, max_length, options.stride, layout, encoding):
                 feature: Feature = {"input_ids": window.ids, "token_type_ids": window.type_ids, "example_index": index,
                                     "word_ids": window.word_ids, "owned": window.owned}
                 if options.word_shape == "on":
@@ -185,7 +189,8 @@ class NerTask(Task):
         return Agreement(unit_agreement(keys, reference_keys), "entities", example_agreement(keys, reference_keys))
 
     def parse_input(self, raw: Any) -> TokenExample:
-        """A string or ``{"text": ...}`` (split into words with ``\\w+|[^\\w\\s]``), or ``{"tokens": [...]}``."""
+        """A string or ``{"text": ...}`` (split into words, ``toolkit.alignment.split_words``: Chinese, Japanese and
+        Thai by character), or ``{"tokens": [...]}`` (optionally with the ``"text"`` they come from)."""
         words, text, offsets = words_of_input(raw)
         return TokenExample(words, None, text, offsets)
 

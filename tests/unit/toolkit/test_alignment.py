@@ -61,3 +61,25 @@ def test_char_span_tokens_skips_special_tokens(tiny_model_dir):
     assert char_span_tokens(offsets, 5, 8) == (2, 2)
     assert char_span_tokens(offsets, 5, 18) == (2, 4)
     assert char_span_tokens(offsets, 30, 40) is None
+
+
+def test_scripts_without_spaces_are_words_by_character():
+    assert split_words("请给张伟打电话")[0] == list("请给张伟打电话")
+    assert split_words("生生不息CSOL生化")[0] == ["生", "生", "不", "息", "CSOL", "生", "化"]
+    assert split_words("東京タワーへ")[0] == ["東", "京", "タ", "ワ", "ー", "へ"]
+    assert split_words("สวัสดี")[0] == ["ส", "วั", "ส", "ดี"]  # a Thai character keeps its vowel marks
+    assert split_words("नमस्ते दुनिया")[0] == ["नमस्ते", "दुनिया"]  # combining marks stay inside a word
+    assert split_words("我要听tfboys唱。")[1][3] == (3, 9)
+
+
+def test_join_words_writes_unspaced_scripts_without_spaces():
+    assert join_words(list("明天北京")) == ("明天北京", [(0, 1), (1, 2), (2, 3), (3, 4)])
+    assert join_words(["去", "CSOL", "玩", "new", "york"]) == ("去CSOL玩new york", [(0, 1), (1, 5), (5, 6), (6, 9), (10, 14)])
+    assert join_words(["听", "t", "f", "的"])[0] == "听tf的"  # one character per line: no separator at all
+    assert join_words(["a", "b"])[0] == "a b"
+
+
+def test_tokens_with_their_text_get_offsets_into_that_text():
+    assert words_of_input({"tokens": ["给", "张伟"], "text": "给 张伟"}) == (("给", "张伟"), "给 张伟", ((0, 1), (2, 4)))
+    with pytest.raises(DataError, match=r"token 2 \('李'\) is not found in 'text' at character 1"):
+        words_of_input({"tokens": ["给", "李"], "text": "给张伟"})

@@ -82,7 +82,7 @@ def test_character_spans_become_word_tags():
         [(0, 4), (5, 8), (9, 11), (12, 15), (16, 21), (21, 22)], 0)
     *_, widened = char_spans_to_tags("call Johnny", [{"start": 5, "end": 9, "label": "per"}], "f:1")
     assert widened == 1
-    with pytest.raises(DataError, match=r"f:1: slot 1 \('John', 5-9\) does not start and end on word boundaries"):
+    with pytest.raises(DataError, match=r"f:1: slot 1 \('John', 5-9\) starts or ends inside the word 'Johnny'"):
         char_spans_to_tags("call Johnny", [{"start": 5, "end": 9, "label": "per"}], "f:1", noun="slot", partial_words="error")
 
 
@@ -92,7 +92,7 @@ def test_character_spans_become_word_tags():
     ([{"start": 0, "end": 99, "label": "x"}], r"f:3: entity 1: expected character offsets 0 <= start < end <= 5"),
     ([{"start": 0, "end": 2, "label": "I-x"}], "f:3: entity 1: 'label' must be an entity type such as 'person'"),
     ([{"start": 2, "end": 3, "label": "x"}], r"f:3: entity 1 \(' '\) covers no word"),
-    ([{"start": 0, "end": 5, "label": "x"}, {"start": 3, "end": 5, "label": "y"}], r"f:3: entity 2 \('cd'\) overlaps another entity"),
+    ([{"start": 0, "end": 5, "label": "x"}, {"start": 3, "end": 5, "label": "y"}], r"f:3: entity 2 \('cd'\) overlaps entity 1"),
 ])
 def test_bad_character_spans_are_located(spans, message):
     with pytest.raises(DataError, match=message):
