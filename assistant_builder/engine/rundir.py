@@ -3,7 +3,7 @@
 Layout::
 
     recipe.toml              the recipe as written    recipe.resolved.json  with overrides and defaults
-    provenance.json          versions, data hashes, seed, git commit
+    provenance.json          versions, data hashes, seed, git commit, base model source (Hub commit)
     metrics.jsonl            one line per logged step / evaluation
     checkpoints/             resumable training checkpoints
     model/                   fine-tuned model, Hugging Face format, plus tokenizer.json
@@ -23,9 +23,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assistant_builder.atomic import atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:
+    from assistant_builder.basemodels import ResolvedBaseModel
 
 PACKAGES = ("assistant-builder", "torch", "transformers", "accelerate", "peft", "onnx", "onnxruntime", "tokenizers", "numpy", "scikit-learn")
 
@@ -82,8 +85,13 @@ def _versions() -> dict[str, str | None]:
     return versions
 
 
-def write_provenance(run_dir: Path, recipe_path: Path, data_files: dict[str, Path], seed: int, base_model: Path, overrides: list[str]) -> dict[str, Any]:
-    """Write ``provenance.json``: what produced this run, so it can be reproduced."""
+def write_provenance(run_dir: Path, recipe_path: Path, data_files: dict[str, Path], seed: int, base_model: Path, overrides: list[str],
+                     *, base_model_source: ResolvedBaseModel | None = None) -> dict[str, Any]:
+    """Write ``provenance.json``: what produced this run, so it can be reproduced.
+
+    With ``base_model_source``, ``base_model_source`` records where the base model came from: the
+    alias and its package version, the local path, or the Hub id, requested revision and commit hash.
+    """
     provenance = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": sys.argv,
@@ -93,6 +101,7 @@ def write_provenance(run_dir: Path, recipe_path: Path, data_files: dict[str, Pat
         "packages": _versions(),
         "seed": seed,
         "base_model": str(base_model),
+        **({"base_model_source": base_model_source.to_provenance()} if base_model_source is not None else {}),
         "recipe": {"path": str(recipe_path), "sha256": file_sha256(recipe_path)},
         "data": {split: {"path": str(path), "sha256": data_sha256(path)} for split, path in data_files.items()},
         "git_commit": _git_commit(recipe_path.parent),

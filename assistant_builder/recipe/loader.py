@@ -257,7 +257,7 @@ def _is_data_folder(path: Path) -> bool:
 
 
 def _check_paths(data: Any, model: Any, base_dir: Path) -> list[ConfigIssue]:
-    from assistant_builder.basemodels import resolve_base_model
+    from assistant_builder.basemodels import check_base_model
 
     issues: list[ConfigIssue] = []
     for key in ("train", "validation"):
@@ -273,7 +273,7 @@ def _check_paths(data: Any, model: Any, base_dir: Path) -> list[ConfigIssue]:
                                                      "or a dataset saved with `datasets` save_to_disk"))
     if model is not None:
         try:
-            resolve_base_model(model.base, base_dir)
+            check_base_model(model.base, base_dir)
         except BuilderError as exc:
             issues.append(ConfigIssue("model.base", exc.message))
     return issues

@@ -24,7 +24,11 @@ class TaskSection(Section):
 
 
 class ModelSection(Section):
-    base: str = Field("minilm-l6", description="alias of a bundled model or path to a local Hugging Face model directory")
+    base: str = Field("minilm-l6", description="alias of a bundled model, path to a local Hugging Face model directory (relative "
+                                                "to the recipe), or a Hugging Face Hub id, optionally at a revision "
+                                                "('BAAI/bge-small-en-v1.5', 'ORG/NAME@main', 'ORG/NAME@COMMIT'): taken from the "
+                                                "local Hugging Face cache (HF_HUB_CACHE / HF_HOME); fetch it there with "
+                                                "`hf download ORG/NAME` (builder runs offline unless HF_HUB_OFFLINE=0)")
     max_length: int = Field(128, ge=8, le=8192, description="maximum tokens per input (longer inputs are truncated)")
 
 
