@@ -6,6 +6,10 @@ line, ``-`` for stdin); for question answering, ``--question "..."`` (repeatable
 input plus the task's prediction (for classification ``label``, ``score`` and ``top``; for
 question answering ``answer``, ``start``, ``end`` and ``score``). The runtime is imported only
 when the command runs, so ``builder --help`` stays fast.
+
+A bundle whose export failed verification (the variant to predict with, or fp32, the reference
+export, as recorded in its manifest) is refused with a ``ModelError`` (exit 2) naming the run and
+the failed checks; ``--allow-unverified`` predicts anyway, with a warning on stderr.
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assistant_builder.cli.argtypes import positive_int
-from assistant_builder.errors import DataError
+from assistant_builder.errors import DataError, ModelError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from assistant_builder.runtime.bundle import Bundle
 
 #: examples encoded and run together; output is written after each chunk.
 CHUNK = 1024
@@ -53,6 +60,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="classification with a fallback label: reject below this energy score instead of the "
                              "threshold fitted into the bundle (docs/out_of_scope.md)")
     parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="examples per model call (default 32)")
+    parser.add_argument("--allow-unverified", action="store_true",
+                        help="predict even when the run's export failed verification (its fp32 model, or the variant "
+                             "chosen, broke a gate in export_report.md); default: refused")
     parser.set_defaults(handler=run, trailing_positionals="texts", quick_exit=True)  # see cli.main.entry
     return parser
 
@@ -113,6 +123,25 @@ def question_inputs(args: argparse.Namespace) -> list[tuple[str, Any]]:
     return [(f"--question {i}", {"question": q, "context": context}) for i, q in enumerate(args.question, start=1)]
 
 
+def check_verified(bundle: Bundle, variant: str, path: str, *, allow: bool = False) -> None:
+    """Raise ``ModelError`` naming the run and the failed checks when ``bundle.failed_verification(variant)`` finds
+    any; with ``allow`` (``--allow-unverified``) print that as a warning on stderr instead."""
+    failed = bundle.failed_verification(variant)
+    if not failed:
+        return
+    run_dir = bundle.run_directory
+    where = str(run_dir) if run_dir is not None else path
+    checks = "; ".join(f"{name} model: {'; '.join(reasons)}" for name, reasons in failed.items())
+    report = run_dir / "export_report.md" if run_dir is not None and (run_dir / "export_report.md").is_file() else None
+    message = (f"{where}: expected an export that passed verification, got one that failed it ({checks}); its "
+               "predictions may not match the trained model's")
+    if allow:
+        print(f"warning: {message}; predicting anyway (--allow-unverified)", file=sys.stderr)
+        return
+    raise ModelError(message, hint=(f"see {report}; " if report else "") + "fix what failed and run again, or pass "
+                     "--allow-unverified to predict with this export anyway")
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the bundle, predict every input and print JSON lines; return the exit code."""
     inputs: list[tuple[str, Any]] = [(f"argument {i}", text) for i, text in enumerate(args.texts, start=1)]
@@ -123,10 +152,14 @@ def run(args: argparse.Namespace) -> int:
         raise DataError("no inputs: expected texts after the path or --input FILE.jsonl (for question answering: --question with --context)",
                         hint=f'builder predict {args.path} "some text"')
 
-    from assistant_builder.runtime import load_predictor
+    from assistant_builder.runtime import Predictor
+    from assistant_builder.runtime.bundle import read_bundle
 
+    bundle = read_bundle(args.path)
+    variant = bundle.choose_variant(args.variant)
+    check_verified(bundle, variant, args.path, allow=args.allow_unverified)
     options = {k: v for k, v in (("top_k", args.top_k), ("fallback_threshold", args.fallback_threshold)) if v is not None} or None
-    predictor = load_predictor(args.path, args.variant, options=options)
+    predictor = Predictor(bundle, variant, options=options)
     examples = predictor.parse([raw for _, raw in inputs], [where for where, _ in inputs])
     out = sys.stdout
     for start in range(0, len(examples), CHUNK):

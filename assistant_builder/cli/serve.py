@@ -93,6 +93,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=positive_int, default=1, metavar="N",
                         help="worker processes, each loading its own model (default 1)")
     parser.add_argument("--variant", default="auto", help="model variant: auto (int8 if exported, else fp32), fp32 or int8")
+    parser.add_argument("--allow-unverified", action="store_true",
+                        help="serve even when the run's export failed verification (its fp32 model, or the variant "
+                             "chosen, broke a gate in export_report.md); default: refused, as builder predict does")
     parser.add_argument("--token", default=None,
                         help="bearer token required on every route but /health (default: $ASSISTANT_BUILDER_TOKEN, which is "
                              "safer: command lines are visible to other users; none)")
@@ -150,6 +153,11 @@ def run(args: argparse.Namespace) -> int:
     from assistant_builder.serve.settings import TOKEN_ENV, ServeSettings, default_threads
     from assistant_builder.serve.server import serve
 
+    from assistant_builder.cli.predict import check_verified
+    from assistant_builder.runtime.bundle import read_bundle
+
+    bundle = read_bundle(args.path)
+    check_verified(bundle, bundle.choose_variant(args.variant), args.path, allow=args.allow_unverified)
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
     if token is not None and not token.strip():
         raise BuilderError("--token: expected a non-empty token, got an empty string")

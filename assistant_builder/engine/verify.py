@@ -4,7 +4,10 @@ the PyTorch model (output difference, prediction agreement, task metric, latency
 Agreement is counted in the task's own unit (``Task.agreement``: examples for a classifier,
 entities for NER, answer tokens for QA), and gated by ``export.min_agreement`` or, when the recipe
 leaves that unset, by the task's measured default (``Task.min_agreement``). The sentence-level
-figure (whole prediction equal) is always reported as ``example_agreement``.
+figure (whole prediction equal) is always reported as ``example_agreement``. Agreement compares
+decisions, never scores: a classifier's key is its label, which is the argmax of the logits
+(calibrated scores never choose it), so an fp32 file whose outputs differ by rounding agrees unless
+two logits themselves swap. Batch-1 latency is a median after warm-up calls (``measure_latency``).
 
 A report's ``status`` is ``verified`` (every gate met), ``rejected`` (an optional variant such as
 int8 broke a gate; the run goes on with the reference variant, see ``engine/exporting.py``) or
@@ -87,27 +90,46 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def measure_latency(runner: Runner, features: Sequence[Feature], pad_token_id: int, calls: int = 50,
-                    input_keys: Sequence[str] = ()) -> tuple[float, float, float]:
-    """Median and p95 batch-1 latency (ms) over ``calls`` single examples, and batch-32 examples/s."""
+#: batch-1 timing (``measure_latency``): untimed warm-up calls, timed calls, and the time budget that may cut the latter short
+LATENCY_WARMUP_CALLS = 3
+LATENCY_CALLS = 15
+LATENCY_BUDGET_S = 2.0
+
+
+def measure_latency(runner: Runner, features: Sequence[Feature], pad_token_id: int, calls: int = LATENCY_CALLS,
+                    input_keys: Sequence[str] = (), warmup: int = LATENCY_WARMUP_CALLS,
+                    budget_s: float = LATENCY_BUDGET_S) -> tuple[float, float, float]:
+    """Median and p95 batch-1 latency (ms), and batch-32 examples/s, of ``runner`` on ``features``.
+
+    Batch 1: ``warmup`` untimed calls first (the first calls of a session allocate and pick kernels and
+    can take 1000x longer), then up to ``calls`` timed single examples (cycling over ``features``),
+    stopping early once ``budget_s`` seconds of timed calls have passed (at least one is timed). The
+    median is reported, not the mean: one call slowed by another process moves it little. Batch 32:
+    one untimed batch, then up to 8 length-sorted batches of 32, timed together. Zeros without features.
+    """
     if not features:
         return 0.0, 0.0, 0.0
-    runner(pad_batch([features[0]], pad_token_id, input_keys=input_keys))  # warm-up
-    timings = []
-    for i in range(calls):
+    for i in range(warmup):
+        runner(pad_batch([features[i % len(features)]], pad_token_id, input_keys=input_keys))
+    timings: list[float] = []
+    began = time.perf_counter()
+    for i in range(max(calls, 1)):
         batch = pad_batch([features[i % len(features)]], pad_token_id, input_keys=input_keys)
         start = time.perf_counter()
         runner(batch)
         timings.append((time.perf_counter() - start) * 1000)
+        if time.perf_counter() - began >= budget_s:
+            break
     timings.sort()
     p95 = timings[min(len(timings) - 1, int(round(0.95 * (len(timings) - 1))))]
     ordered = sorted(features, key=lambda f: len(f["input_ids"]))
-    batches = [ordered[i : i + 32] for i in range(0, len(ordered), 32)][:8]
+    batches = [pad_batch(ordered[i : i + 32], pad_token_id, input_keys=input_keys) for i in range(0, len(ordered), 32)][:8]
+    runner(batches[0])  # warm-up at batch size 32
     start = time.perf_counter()
     count = 0
     for batch in batches:
-        runner(pad_batch(batch, pad_token_id, input_keys=input_keys))
-        count += len(batch)
+        runner(batch)
+        count += len(batch["input_ids"])
     return statistics.median(timings), p95, count / max(time.perf_counter() - start, 1e-9)
 
 
@@ -138,7 +160,7 @@ def check_gates(runner: Runner, variant: str, task: Task, task_options: Any, fea
 def verify_artifact(artifact: ExportedArtifact, runner: Runner, task: Task, task_options: Any, features: Sequence[Feature],
                     examples: Sequence[Any], labels: Sequence[str], reference: FeatureOutputs,
                     reference_predictions: Sequence[dict[str, Any]], metric: str, pad_token_id: int,
-                    thresholds: Thresholds, latency_calls: int = 50) -> VerificationReport:
+                    thresholds: Thresholds, latency_calls: int = LATENCY_CALLS) -> VerificationReport:
     """Score ``artifact`` on the validation features, check it against the thresholds and time it.
 
     ``status`` is left empty: the engine decides between "verified", "rejected" and "failed".

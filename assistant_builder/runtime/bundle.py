@@ -8,6 +8,7 @@ standard library and the core error types.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ TOKENIZER = "tokenizer.json"
 EXPORTER = "onnx"
 #: ``variant="auto"`` takes the first of these the bundle has (and did not reject), then any other.
 VARIANT_PREFERENCE = ("int8", "fp32")
+#: the reference variant: a run whose fp32 file failed export verification failed (exit 1), whatever its other files did
+REFERENCE_VARIANT = "fp32"
 
 _EXPORT_HINT = "run `builder run` with export.formats including 'onnx'"
 
@@ -97,6 +100,41 @@ class Bundle:
                      "(see the run's export_report.md)",
             )
         return variant
+
+    def failed_verification(self, variant: str) -> dict[str, list[str]]:
+        """The variants whose failed export verification makes predicting with ``variant`` unsafe, each with
+        the checks it failed: ``variant`` itself, and fp32, the reference export (when it fails, the run
+        failed and its other files are suspect too). Empty when neither failed. A variant without a
+        verification record (a bundle not written by ``builder run``) is not counted as failed; rejected
+        optional variants are refused by ``choose_variant`` instead."""
+        failed: dict[str, list[str]] = {}
+        for name in dict.fromkeys((variant, REFERENCE_VARIANT)):
+            if name in self.variants and name not in self.rejected:
+                failures = verification_failures(self.manifest, name)
+                if failures:
+                    failed[name] = failures
+        return failed
+
+    @property
+    def run_directory(self) -> Path | None:
+        """The run directory this bundle was exported into (``RUN/exports/onnx``), or None for a bundle moved elsewhere."""
+        parent = self.directory.parent
+        return parent.parent if parent.name == "exports" else None
+
+
+def verification_failures(manifest: Mapping[str, Any], variant: str) -> list[str] | None:
+    """What ``manifest["verification"][variant]`` says: ``[]`` when its export verification passed, the checks it
+    failed when it did not (``["no reason recorded"]`` when none were written), None when there is no record.
+
+    The one place that reads a bundle's verification record (``builder predict`` and ``builder serve``'s reloads)."""
+    records = manifest.get("verification")
+    record = records.get(variant) if isinstance(records, Mapping) else None
+    if not isinstance(record, Mapping):
+        return None
+    if record.get("passed") is True:
+        return []
+    failures = record.get("failures")
+    return [str(f) for f in failures] if isinstance(failures, list) and failures else ["no reason recorded"]
 
 
 def locate_bundle(path: str | Path) -> Path:

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from assistant_builder.errors import BuilderError, DataError
+from assistant_builder.runtime.bundle import verification_failures
 from assistant_builder.serve.models import ModelSlot, load_slot
 from assistant_builder.serve.openapi import example_request
 
@@ -49,17 +50,15 @@ class ReloadRefused(Exception):
 def verification_passed(manifest: Mapping[str, Any], variant: str) -> str | None:
     """None when the export verification of ``variant`` (the variant that will serve) passed; else why not.
 
-    The one place that reads a bundle's verification record: ``manifest["verification"][variant]["passed"]``.
+    The record is read by ``runtime.bundle.verification_failures`` (``manifest["verification"][variant]``);
+    unlike ``builder predict``, a reload also refuses a bundle without one.
     """
-    records = manifest.get("verification")
-    record = records.get(variant) if isinstance(records, Mapping) else None
-    if not isinstance(record, Mapping):
+    failures = verification_failures(manifest, variant)
+    if failures is None:
         return (f"the bundle has no verification record for its {variant} model (manifest verification.{variant}); "
                 "expected a bundle exported and verified by `builder run`")
-    if record.get("passed") is not True:
-        failures = record.get("failures")
-        why = "; ".join(map(str, failures)) if isinstance(failures, list) and failures else "no reason recorded"
-        return f"the export verification of its {variant} model did not pass ({why})"
+    if failures:
+        return f"the export verification of its {variant} model did not pass ({'; '.join(failures)})"
     return None
 
 

@@ -7,7 +7,9 @@ the classes is the same), only how confident the probabilities are. Expected cal
 weighted by the share of examples in each. An isotonic map (Zadrozny and Elkan, 2002) of the top
 class's probability after temperature scaling corrects what one temperature cannot: a model
 over-confident in the middle and under-confident at the top; as it is fitted freely, its error is
-measured out of fold (``out_of_fold_probabilities``). Torch-free; applying a map needs numpy only.
+measured out of fold (``out_of_fold_probabilities``). Calibrated scores are confidences only: the
+predicted class is always the argmax of the logits, never re-read from calibrated probabilities
+(``apply_confidence_map``). Torch-free; applying a map needs numpy only.
 """
 
 from __future__ import annotations
@@ -115,19 +117,33 @@ def fit_isotonic_map(confidence: Sequence[float], correct: Sequence[bool], bins:
     return [(round(float(x), 6), round(float(y), 6)) for x, y in zip(centres, np.clip(fitted, margin, 1.0 - margin))]
 
 
-def apply_confidence_map(probabilities: np.ndarray, knots: Sequence[Sequence[float]]) -> np.ndarray:
-    """Each row of ``[examples, classes]`` probabilities with its top probability replaced by the map's
-    value (``np.interp`` over ``knots``, clipped at their ends) and the other classes rescaled to share
-    what is left in their proportions. The top class stays first: its new probability is raised, where
-    needed, to the least that keeps it at or above the second. No knots: the rows are returned as they are.
+def apply_confidence_map(probabilities: np.ndarray, knots: Sequence[Sequence[float]],
+                         winners: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+    """Each row of ``[examples, classes]`` probabilities with its winning class's probability replaced by
+    the map's value (``np.interp`` over ``knots``, clipped at their ends) and the other classes rescaled
+    to share what is left in their proportions.
+
+    ``winners`` gives each row's winning column: the predicted class, which the caller takes from the
+    logits (``np.argmax(logits, axis=1)``); default: each row's first column holding its largest
+    probability. The map never changes the prediction, and the scores show it: the winner's new
+    probability is raised, where needed, to the least that keeps it at or above every other class,
+    and no other class is left above it (rounding cannot put one there). A tie with the second class
+    is possible, so a label must never be read back from the result (``argmax`` of a tie takes the
+    lower column): the label is ``winners``. Rows sum to 1 up to rounding. No knots: the rows are
+    returned as they are (a copy).
     """
     probs = np.array(probabilities, dtype=np.float64)
     if not len(knots) or probs.ndim != 2 or not len(probs) or probs.shape[1] < 2:
         return probs
     x, y = np.asarray(knots, dtype=np.float64).T
     rows = np.arange(len(probs))
-    order = np.argsort(-probs, axis=1, kind="stable")
-    top, second = probs[rows, order[:, 0]], probs[rows, order[:, 1]]
+    best = np.argmax(probs, axis=1) if winners is None else np.asarray(winners, dtype=np.int64)
+    if best.shape != (len(probs),):
+        raise ValueError(f"expected one winning column per row ({len(probs)}), got shape {best.shape}")
+    top = probs[rows, best]
+    others = probs.copy()
+    others[rows, best] = -np.inf
+    second = np.max(others, axis=1)
     rest = 1.0 - top
     with np.errstate(divide="ignore", invalid="ignore"):
         floor = np.where(rest > 0, second / (rest + second), 1.0 / probs.shape[1])
@@ -136,7 +152,8 @@ def apply_confidence_map(probabilities: np.ndarray, knots: Sequence[Sequence[flo
     result = probs * scale[:, None]
     flat = rest <= 0  # every other class had 0: the freed mass is shared equally
     result[flat] = ((1.0 - mapped[flat]) / (probs.shape[1] - 1))[:, None]
-    result[rows, order[:, 0]] = mapped
+    result = np.minimum(result, mapped[:, None])  # at the floor the second equals the winner only up to rounding
+    result[rows, best] = mapped
     return result
 
 

@@ -169,7 +169,8 @@ def search_fp32_set(ranked: Sequence[str], quantize: Quantize, gate: Gate, limit
 
 
 def batch1_latency_ms(path: Path, calibration: Sequence[Mapping[str, np.ndarray]], rows: int = 24) -> float:
-    """Median time (ms) of one example at a time over the first ``rows`` rows of ``calibration`` (padding trimmed)."""
+    """Median time (ms) of one example at a time over the first ``rows`` rows of ``calibration`` (padding trimmed),
+    each timed twice after three untimed warm-up calls."""
     import time
 
     from assistant_builder.runtime.sessions import CPU, open_session
@@ -188,7 +189,8 @@ def batch1_latency_ms(path: Path, calibration: Sequence[Mapping[str, np.ndarray]
     if not singles:
         return 0.0
     outputs = [o.name for o in session.get_outputs()]
-    session.run(outputs, singles[0])  # warm-up
+    for feed in singles[:3]:  # warm-up: a session's first calls allocate and pick kernels
+        session.run(outputs, feed)
     timings = []
     for _ in range(2):
         for feed in singles:

@@ -114,5 +114,15 @@ def test_a_broken_fp32_export_fails_the_run_even_with_fallback(recipe, tmp_path,
     assert main(["run", str(recipe()), "-q"]) == 1
     err = capsys.readouterr().err
     assert "onnx/fp32:" in err and "agree with PyTorch on" in err
-    reports = {r["variant"]: r for r in json.loads((run_dir_of(tmp_path) / "export_report.json").read_text())}
+    run_dir = run_dir_of(tmp_path)
+    reports = {r["variant"]: r for r in json.loads((run_dir / "export_report.json").read_text())}
     assert reports["fp32"]["status"] == "failed"
+    # builder predict refuses the run (whatever variant it would open), naming it and the failed check; the flag overrides
+    for variant in ("auto", "fp32"):
+        assert main(["predict", str(run_dir), "hello", "--variant", variant]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and str(run_dir) in captured.err and "fp32 model: " in captured.err
+        assert "agree with PyTorch on" in captured.err and "--allow-unverified" in captured.err
+    assert main(["predict", str(run_dir), "hello", "--allow-unverified"]) == 0
+    captured = capsys.readouterr()
+    assert "label" in json.loads(captured.out) and "warning:" in captured.err

@@ -146,3 +146,46 @@ def test_auto_calibration_picks_the_method_with_the_lower_out_of_fold_error() ->
     few = fit_rule(step_logits[:15], step_gold[:15], labels, options())
     assert few.summary["calibration"]["method"] == "temperature" and few.options.confidence_map is None
     assert "fewer than 20 validation examples" in few.report
+
+
+def test_a_map_that_ties_the_top_score_with_the_second_keeps_the_logits_label() -> None:
+    """The isotonic map raises the top class only up to the second (an exact tie): the label stays the argmax of
+    the logits, listed first in ``top``, whichever column it is in."""
+    logits = np.array([[0.0, 0.2, -1.0], [0.1, -2.0, 0.3], [1.0, 1.2, 1.1]])
+    tie_map = [(0.3, 0.05), (1.0, 0.1)]  # far below every top probability: each top stops at its floor
+    mapped = decide(logits, LABELS, options(confidence_map=tie_map, top_k=3))
+    plain = decide(logits, LABELS, options(top_k=3))
+    expected = [LABELS[i] for i in np.argmax(logits, axis=1)]
+    assert [p["label"] for p in mapped] == [p["label"] for p in plain] == expected
+    for prediction in mapped:
+        scores = [t["score"] for t in prediction["top"]]
+        assert prediction["top"][0]["label"] == prediction["label"] and prediction["score"] == scores[0]
+        assert scores[0] >= max(scores[1:]) and scores[0] == pytest.approx(scores[1])  # tied, never below
+    assert [[t["label"] for t in p["top"]] for p in mapped] == [[t["label"] for t in p["top"]] for p in plain]
+
+
+@pytest.mark.parametrize("rule", [{}, {"fallback_label": "oos", "fallback_threshold": 0.5},
+                                  {"fallback_label": "weather"}])
+def test_decoding_with_calibration_gives_the_labels_of_decoding_without(rule: dict) -> None:
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(400, 3)) * rng.choice([0.01, 1.0, 5.0], size=(400, 1))  # many near ties
+    logits[:50, 1] = logits[:50, 0]  # exact ties in the logits: the first column wins, with or without calibration
+    plain = decide(logits, LABELS, options(**rule))
+    for calibration in ({"temperature": 2.5}, {"temperature": 0.7, "confidence_map": [(0.34, 0.2), (0.6, 0.55), (1.0, 0.9)]},
+                        {"confidence_map": [(0.0, 0.01), (1.0, 0.02)]}):
+        calibrated = decide(logits, LABELS, options(**rule, **calibration))
+        assert [p["label"] for p in calibrated] == [p["label"] for p in plain]
+        assert [p.get("in_scope") for p in calibrated] == [p.get("in_scope") for p in plain]
+        assert [[t["label"] for t in p["top"]] for p in calibrated] == [[t["label"] for t in p["top"]] for p in plain]
+
+
+def test_auto_calibration_reports_the_accuracy_of_the_logits() -> None:
+    """Validation accuracy after ``fit_rule`` (auto picks the isotonic map here) is that of the argmax of the logits."""
+    logits, gold = step_calibrated_binary(1500, seed=3)
+    rule = fit_rule(logits, gold, ["neg", "pos"], options(calibration="temperature+isotonic", calibration_bins=8))
+    task = ClassificationTask()
+    examples = [TextExample(f"text {i}", g) for i, g in enumerate(gold)]
+    features = [{"example_index": i} for i in range(len(gold))]
+    predictions = task.decode({"logits": list(logits)}, features, examples, ["neg", "pos"], rule.options)
+    accuracy = task.evaluate(predictions, examples, ["neg", "pos"], rule.options).metrics["accuracy"]
+    assert accuracy == pytest.approx(np.mean(np.array(["neg", "pos"])[np.argmax(logits, axis=1)] == np.array(gold)))

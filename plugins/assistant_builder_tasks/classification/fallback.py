@@ -1,13 +1,18 @@
 """Out-of-scope rejection and calibrated scores for the classification task (docs/out_of_scope.md).
 
-``decide`` turns logits into labels with the task options' rule: probabilities are
-``softmax(logits / temperature)``, then, with a ``confidence_map``, the top probability is mapped
-(``toolkit.calibration.apply_confidence_map``; no label changes); with a ``fallback_label``, an
-input whose energy score (over the in-scope classes' logits) is below ``fallback_threshold``, or
-whose top-two in-scope probability gap is below ``fallback_margin``, is rejected: its label is the
-fallback label, ``in_scope`` is false, its score is ``1 - `` the top in-scope probability and
-``top`` still lists the in-scope candidates.
-Without a fitted threshold, an input whose most likely class is a trained fallback class is
+``decide`` turns logits into labels with the task options' rule. The label is always chosen from
+the logits: the class with the largest logit (the first on an exact tie), and ``top`` lists the
+classes in the logits' order. Calibration gives the scores only: probabilities are
+``softmax(logits / temperature)``, then, with a ``confidence_map``, the winning class's probability
+is mapped (``toolkit.calibration.apply_confidence_map``, told the winner, which keeps it at or above
+every other score; a tie with the second is possible and changes nothing, since no label is read
+back from the scores). So calibration can never change a label, and an exported model whose logits
+differ by rounding gets the same labels unless its logits themselves swap.
+With a ``fallback_label``, an input whose energy score (over the in-scope classes' logits) is below
+``fallback_threshold``, or whose top-two in-scope probability gap is below ``fallback_margin``, is
+rejected: its label is the fallback label, ``in_scope`` is false, its score is ``1 - `` the top
+in-scope probability and ``top`` still lists the in-scope candidates.
+Without a fitted threshold, an input whose largest logit is a trained fallback class's is
 rejected. ``fit_rule`` fits the calibration and the threshold on validation outputs. Torch-free.
 """
 
@@ -39,11 +44,21 @@ def in_scope_columns(labels: Sequence[str], fallback_label: str | None) -> list[
     return [i for i, label in enumerate(labels) if label != fallback_label]
 
 
+def predicted_columns(logits: np.ndarray) -> np.ndarray:
+    """Each row's predicted class id: the argmax of its logits (the first on an exact tie). The one rule
+    every label of this task comes from; calibrated probabilities are never used to choose one."""
+    logits = np.asarray(logits, dtype=np.float64)
+    return np.argmax(logits, axis=1) if logits.ndim == 2 and len(logits) else np.zeros(0, dtype=np.int64)
+
+
 def calibrated_probabilities(logits: np.ndarray, temperature: float,
                              confidence_map: Sequence[Sequence[float]] | None = None) -> np.ndarray:
-    """``softmax(logits / temperature)``, with ``confidence_map`` applied to each row's top probability."""
-    probabilities = softmax(np.asarray(logits, dtype=np.float64) / temperature)
-    return apply_confidence_map(probabilities, confidence_map) if confidence_map else probabilities
+    """``softmax(logits / temperature)``, with ``confidence_map`` applied to the probability of each row's
+    predicted class (``predicted_columns``), which stays at or above every other score (ties possible:
+    read labels from the logits, not from these)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    probabilities = softmax(logits / temperature)
+    return apply_confidence_map(probabilities, confidence_map, predicted_columns(logits)) if confidence_map else probabilities
 
 
 def fit_calibration(method: str, logits: np.ndarray, gold_ids: np.ndarray, bins: int = 5) -> dict[str, Any]:
@@ -56,36 +71,43 @@ def fit_calibration(method: str, logits: np.ndarray, gold_ids: np.ndarray, bins:
                               "confidence_map": None}
     if method == "temperature+isotonic":
         probabilities = softmax(np.asarray(logits, dtype=np.float64) / fitted["temperature"])
-        fitted["confidence_map"] = fit_isotonic_map(probabilities.max(axis=1), probabilities.argmax(axis=1) == gold_ids,
+        predicted = predicted_columns(logits)
+        fitted["confidence_map"] = fit_isotonic_map(probabilities[np.arange(len(predicted)), predicted], predicted == gold_ids,
                                                     bins) or None
     return fitted
 
 
 def decide(logits: np.ndarray, labels: Sequence[str], options: Any) -> list[dict[str, Any]]:
-    """One prediction per row of ``[examples, classes]`` logits, as ``ClassificationTask.decode`` returns them."""
+    """One prediction per row of ``[examples, classes]`` logits, as ``ClassificationTask.decode`` returns them.
+
+    ``label`` is the argmax of the logits (or the fallback label when the rejection rule says so) and
+    ``top`` lists classes in the logits' order; ``score`` and the scores in ``top`` are the calibrated
+    probabilities, which never reorder them (see the module docstring)."""
     logits = np.asarray(logits, dtype=np.float64)
     probabilities = calibrated_probabilities(logits, options.temperature, getattr(options, "confidence_map", None))
+    ranking = np.argsort(-logits, axis=1, kind="stable") if len(logits) else np.zeros((0, len(labels)), dtype=np.int64)
     fallback = options.fallback_label
     k = min(options.top_k, len(labels))
     if fallback is None:
         predictions = []
-        for probs in probabilities:
-            top = np.argsort(-probs, kind="stable")[:k]
+        for probs, order in zip(probabilities, ranking):
+            top = order[:k]
             predictions.append({"label": labels[int(top[0])], "score": float(probs[top[0]]),
                                 "top": [{"label": labels[int(i)], "score": float(probs[i])} for i in top]})
         return predictions
     columns = in_scope_columns(labels, fallback)
+    in_scope = set(columns)
     trained_fallback = len(columns) < len(labels)
     energies = energy_scores(logits, columns)
     predictions = []
-    for row, probs in enumerate(probabilities):
-        inside = np.asarray(columns)[np.argsort(-probs[columns], kind="stable")]
-        best = int(inside[0])
+    for row, (probs, order) in enumerate(zip(probabilities, ranking)):
+        inside = [int(i) for i in order if int(i) in in_scope]
+        best = inside[0]
         second = float(probs[inside[1]]) if len(inside) > 1 else 0.0
         if options.fallback_threshold is not None:
             rejected = energies[row] < options.fallback_threshold
         else:
-            rejected = trained_fallback and int(np.argmax(probs)) not in columns
+            rejected = trained_fallback and int(order[0]) not in in_scope
         rejected = bool(rejected or (options.fallback_margin > 0 and probs[best] - second < options.fallback_margin))
         top = [{"label": labels[int(i)], "score": float(probs[i])} for i in inside[:k]]
         if rejected:
@@ -122,15 +144,17 @@ def fit_rule(logits: np.ndarray, gold: Sequence[str], labels: Sequence[str], opt
     temperature = update.get("temperature", options.temperature)
     confidence_map = update.get("confidence_map", options.confidence_map if options.calibration == "none" else None)
     after = calibrated_probabilities(logits, temperature, confidence_map)
+    predicted = predicted_columns(logits)
     calibration = {"method": method, "chosen_by": chosen_by, "temperature": temperature,
                    "confidence_map_knots": len(confidence_map or []),
-                   "ece_before": _finite(_ece(before, gold_ids, known)), "ece_after": _finite(_ece(after, gold_ids, known)),
+                   "ece_before": _finite(_ece(before, predicted, gold_ids, known)),
+                   "ece_after": _finite(_ece(after, predicted, gold_ids, known)),
                    "ece_after_out_of_fold": _finite(_out_of_fold_ece(method, logits[known], gold_ids[known], options.calibration_bins)),
-                   "reliability": {"before": _bins(before, gold_ids, known), "after": _bins(after, gold_ids, known)}}
+                   "reliability": {"before": _bins(before, predicted, gold_ids, known), "after": _bins(after, predicted, gold_ids, known)}}
     summary: dict[str, Any] = {"calibration": calibration}
-    sections = [_calibration_section(calibration, after, gold_ids, known)]
+    sections = [_calibration_section(calibration, after, predicted, gold_ids, known)]
     files: dict[str, bytes] = {}
-    chart = _reliability_png(before, after, gold_ids, known)
+    chart = _reliability_png(before, after, predicted, gold_ids, known)
     if chart:
         files["reliability.png"] = chart
         sections.append("![reliability diagram](reliability.png)\n")
@@ -194,27 +218,33 @@ def _out_of_fold_ece(method: str, logits: np.ndarray, gold_ids: np.ndarray, bins
     probabilities = out_of_fold_probabilities(logits, gold_ids, fit, folds=CALIBRATION_FOLDS)
     if probabilities is None:
         return None
-    return expected_calibration_error(probabilities.max(axis=1), probabilities.argmax(axis=1) == gold_ids)
+    confidence, correct = _confidence_and_correct(probabilities, predicted_columns(logits), gold_ids)
+    return expected_calibration_error(confidence, correct)
 
 
-def _ece(probabilities: np.ndarray, gold_ids: np.ndarray, known: np.ndarray) -> float:
+def _confidence_and_correct(probabilities: np.ndarray, predicted: np.ndarray, gold_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's score of its predicted class (chosen from the logits) and whether that class is the gold one."""
+    return probabilities[np.arange(len(predicted)), predicted], predicted == gold_ids
+
+
+def _ece(probabilities: np.ndarray, predicted: np.ndarray, gold_ids: np.ndarray, known: np.ndarray) -> float:
     if not known.any():
         return float("nan")
-    probs = probabilities[known]
-    return expected_calibration_error(probs.max(axis=1), probs.argmax(axis=1) == gold_ids[known])
+    return expected_calibration_error(*_confidence_and_correct(probabilities[known], predicted[known], gold_ids[known]))
 
 
-def _bins(probabilities: np.ndarray, gold_ids: np.ndarray, known: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:
+def _bins(probabilities: np.ndarray, predicted: np.ndarray, gold_ids: np.ndarray, known: np.ndarray,
+          bins: int = 10) -> list[dict[str, Any]]:
     """The non-empty reliability bins (as in the report's table) for ``metrics.json``: the TUI draws them."""
     if not known.any():
         return []
-    probs = probabilities[known]
+    confidence, correct = _confidence_and_correct(probabilities[known], predicted[known], gold_ids[known])
     return [{"low": round(b.low, 4), "high": round(b.high, 4), "count": b.count, "confidence": round(b.confidence, 4),
-             "accuracy": round(b.accuracy, 4)} for b in reliability_bins(probs.max(axis=1), probs.argmax(axis=1) == gold_ids[known], bins)
-            if b.count]
+             "accuracy": round(b.accuracy, 4)} for b in reliability_bins(confidence, correct, bins) if b.count]
 
 
-def _calibration_section(calibration: dict[str, Any], after: np.ndarray, gold_ids: np.ndarray, known: np.ndarray) -> str:
+def _calibration_section(calibration: dict[str, Any], after: np.ndarray, predicted: np.ndarray, gold_ids: np.ndarray,
+                         known: np.ndarray) -> str:
     lines = ["", "## Calibration", ""]
     if calibration["method"] == "none":
         lines.append(f"No calibration fitted (calibration = \"none\"); T = {calibration['temperature']:.3f}.")
@@ -234,8 +264,8 @@ def _calibration_section(calibration: dict[str, Any], after: np.ndarray, gold_id
                      f"{_cell(calibration['ece_after_out_of_fold'])} |")
     lines.append("")
     if known.any():
-        probs = after[known]
-        bins = [b for b in reliability_bins(probs.max(axis=1), probs.argmax(axis=1) == gold_ids[known], 10) if b.count]
+        confidence, correct = _confidence_and_correct(after[known], predicted[known], gold_ids[known])
+        bins = [b for b in reliability_bins(confidence, correct, 10) if b.count]
         lines += ["| confidence | examples | mean confidence | accuracy |", "|---|---|---|---|"]
         lines += [f"| {b.low:.1f}-{b.high:.1f} | {b.count} | {b.confidence:.3f} | {b.accuracy:.3f} |" for b in bins]
     return "\n".join(lines) + "\n"
@@ -284,13 +314,15 @@ def _figure_bytes(draw: Any) -> bytes | None:
     return buffer.getvalue()
 
 
-def _reliability_png(before: np.ndarray, after: np.ndarray, gold_ids: np.ndarray, known: np.ndarray) -> bytes | None:
+def _reliability_png(before: np.ndarray, after: np.ndarray, predicted: np.ndarray, gold_ids: np.ndarray,
+                     known: np.ndarray) -> bytes | None:
     if not known.any():
         return None
 
     def draw(axes: Any) -> None:
         for probs, name, marker in ((before[known], "before", "o"), (after[known], "after", "s")):
-            bins = [b for b in reliability_bins(probs.max(axis=1), probs.argmax(axis=1) == gold_ids[known], 10) if b.count]
+            confidence, correct = _confidence_and_correct(probs, predicted[known], gold_ids[known])
+            bins = [b for b in reliability_bins(confidence, correct, 10) if b.count]
             axes.plot([b.confidence for b in bins], [b.accuracy for b in bins], marker=marker, label=f"{name} calibration")
         axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
         axes.set(xlabel="confidence", ylabel="accuracy", title="Reliability (validation)", xlim=(0, 1), ylim=(0, 1))

@@ -151,7 +151,8 @@ class ClassificationTask(Task):
     def decode(self, outputs: FeatureOutputs, features: Sequence[Feature], examples: Sequence[TextExample],
                labels: Sequence[str], options: ClassificationOptions) -> list[dict[str, Any]]:  # type: ignore[override]
         """``label``, calibrated ``score`` and ``top`` per text; with a ``fallback_label`` also ``in_scope``
-        and ``in_scope_score`` (the rejection rule in ``fallback.py``)."""
+        and ``in_scope_score`` (the rejection rule in ``fallback.py``). The label is the argmax of the logits
+        (or the fallback label) and ``top`` follows the logits' order: calibration changes scores, never labels."""
         logits = np.stack(outputs["logits"]) if features else np.zeros((0, len(labels)))
         predictions: list[dict[str, Any]] = [{} for _ in examples]
         for feature, prediction in zip(features, decide(logits, labels, options)):
@@ -176,6 +177,7 @@ class ClassificationTask(Task):
         return fit_rule(logits, gold, labels, options)
 
     def prediction_key(self, prediction: dict[str, Any]) -> Any:
+        """The label (export verification's agreement): chosen from the logits, never from the calibrated scores."""
         return prediction["label"]
 
     def parse_input(self, raw: Any) -> TextExample:

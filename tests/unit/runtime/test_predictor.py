@@ -437,6 +437,57 @@ def test_cli_errors(tiny: dict, tmp_path: Path) -> None:
     assert issubclass(DataError, BuilderError) and issubclass(ModelError, BuilderError)
 
 
+def failed_run(tiny: dict, tmp_path: Path, fp32_passed: bool = False, int8_passed: bool = True) -> Path:
+    """A copy of the tiny run whose manifest records the export verification of each variant."""
+    run_dir = tmp_path / "run-20260101-000000"
+    bundle = run_dir / "exports" / "onnx"
+    shutil.copytree(tiny["bundle"], bundle)
+    (run_dir / "export_report.md").write_text("# Export report\n", encoding="utf-8")
+    failure = "predictions agree with PyTorch on 90.00% of examples; required: 99.00% (export.min_agreement)"
+    edit_manifest(bundle, verification={"fp32": {"passed": fp32_passed, "failures": [] if fp32_passed else [failure]},
+                                        "int8": {"passed": int8_passed, "failures": [] if int8_passed else [failure]}})
+    return run_dir
+
+
+def test_cli_refuses_a_run_whose_fp32_export_failed_verification(tiny: dict, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from assistant_builder.cli.main import main
+
+    run_dir = failed_run(tiny, tmp_path)
+    for variant in ("auto", "int8", "fp32"):  # int8 passed, but the run's reference export did not
+        with pytest.raises(ModelError) as refused:
+            predict_cli.run(parse_args(str(run_dir), "hello", "--variant", variant))
+        assert str(run_dir) in refused.value.message and "fp32 model: predictions agree with PyTorch on 90.00%" in refused.value.message
+        assert "--allow-unverified" in refused.value.hint and str(run_dir / "export_report.md") in refused.value.hint
+    assert capsys.readouterr().out == ""
+    assert main(["predict", str(run_dir / "exports" / "onnx"), "hello"]) == 2  # as other model errors
+    captured = capsys.readouterr()
+    assert captured.out == "" and "expected an export that passed verification" in captured.err and str(run_dir) in captured.err
+    # the override predicts, with a warning on stderr
+    assert main(["predict", str(run_dir), "hello", "--allow-unverified", "--variant", "fp32"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["label"] == load_predictor(tiny["run"], "fp32").predict(["hello"])[0]["label"]
+    assert "warning:" in captured.err and "--allow-unverified" in captured.err
+
+
+def test_cli_refuses_the_variant_that_failed_and_accepts_verified_and_unrecorded_ones(tiny: dict, tmp_path: Path,
+                                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = failed_run(tiny, tmp_path / "int8", fp32_passed=True, int8_passed=False)
+    with pytest.raises(ModelError, match="int8 model: predictions agree"):
+        predict_cli.run(parse_args(str(run_dir), "hello"))  # auto opens int8
+    assert predict_cli.run(parse_args(str(run_dir), "hello", "--variant", "fp32")) == 0
+    verified = failed_run(tiny, tmp_path / "ok", fp32_passed=True)
+    assert predict_cli.run(parse_args(str(verified), "hello")) == 0
+    assert predict_cli.run(parse_args(str(tiny["run"]), "hello")) == 0  # no verification record: not a failed export
+    assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+def test_predict_help_documents_the_override(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args("--help")
+    assert "--allow-unverified" in " ".join(capsys.readouterr().out.split())
+
+
 # --- import hygiene and cold start -----------------------------------------------------------------
 
 
@@ -494,3 +545,12 @@ def test_a_task_class_that_cannot_be_used_falls_back_to_the_registry(tiny: dict,
     predictor = load_predictor(bundle)
     assert predictor.task.name == "classification"
     assert [p["label"] for p in predictor.predict(TEXTS)] == [p["label"] for p in load_predictor(tiny["bundle"]).predict(TEXTS)]
+
+
+def test_serve_refuses_to_start_on_a_run_whose_fp32_export_failed_verification(tiny: dict, tmp_path: Path,
+                                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from assistant_builder.cli.main import main
+
+    run_dir = failed_run(tiny, tmp_path)
+    assert main(["serve", str(run_dir), "--port", "1"]) == 2  # refused before a port is bound
+    assert "expected an export that passed verification" in capsys.readouterr().err

@@ -68,3 +68,30 @@ def test_out_of_fold_probabilities_never_come_from_a_fit_that_saw_the_example() 
     assert probabilities[30, 1] == 0.0
     assert 27 <= int(np.sum(probabilities[:30, 1] > 0)) <= 28  # only its own fold (3 or 4 examples) was fitted without it
     assert out_of_fold_probabilities(logits[:19], gold[:19], fit, folds=10) is None
+
+
+def test_the_winner_given_keeps_its_place_at_an_exact_tie() -> None:
+    """A map that raises the winner exactly to the second class's value: a tie, which the scores must not break
+    against the winner (no other class above it), whichever column the winner is in."""
+    probabilities = np.array([[0.4, 0.05, 0.55], [0.1, 0.55, 0.35], [0.55, 0.45, 0.0]])
+    knots = [(0.5, 0.3), (1.0, 0.35)]  # below every second class: each winner stops at the floor, tied with the second
+    winners = np.array([2, 1, 0])
+    mapped = apply_confidence_map(probabilities, knots, winners)
+    rows = np.arange(len(mapped))
+    assert np.all(mapped[rows, winners] >= mapped.max(axis=1))  # exact: no class above the winner, not even by rounding
+    assert mapped[2] == pytest.approx([0.5, 0.5, 0.0]) and mapped[0, 2] == pytest.approx(mapped[0, 0])
+    assert np.allclose(mapped.sum(axis=1), 1.0)
+    # the default winner is each row's largest probability
+    assert np.array_equal(apply_confidence_map(probabilities, knots), mapped)
+    with pytest.raises(ValueError, match="one winning column per row"):
+        apply_confidence_map(probabilities, knots, [0, 1])
+
+
+def test_float_noise_at_the_floor_never_lifts_another_class_above_the_winner() -> None:
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.ones(5) * 0.7, size=2000)
+    winners = probabilities.argmax(axis=1)
+    mapped = apply_confidence_map(probabilities, [(0.0, 0.01), (1.0, 0.02)], winners)  # every row at its floor
+    rows = np.arange(len(mapped))
+    assert np.all(mapped[rows, winners] >= mapped.max(axis=1))
+    assert np.allclose(mapped.sum(axis=1), 1.0)
