@@ -25,7 +25,8 @@ def add_parser(subparsers: Any) -> None:
     commands.required = True
     check = commands.add_parser("check", help="report what is wrong or risky in the recipe's data (file:line and count per finding)",
                                 description="Report duplicates, label conflicts, train/validation leakage, rare and one-split labels, "
-                                            "class imbalance, long and empty inputs, and task checks (NER tags, QA answer offsets). "
+                                            "class imbalance, long and empty inputs, text the base model cannot read (unknown tokens), "
+                                            "and task checks (NER tags, QA answer offsets). "
                                             "Exit 0: nothing at --fail-on level; 1: findings at that level; 2: unreadable recipe or data.")
     check.add_argument("recipe", help="path to a recipe .toml file")
     check.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides, e.g. model.max_length=64")

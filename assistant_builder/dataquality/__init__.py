@@ -2,6 +2,7 @@
 
 * ``generic.py``: checks every task gets through ``Task.example_view`` / ``Task.check_examples``
   (duplicates, near duplicates, label conflicts, leakage, label balance, empty and long inputs);
+* ``vocabulary.py``: how much of the text the base model's tokenizer turns into unknown tokens;
 * ``runner.py``: runs them and the task's own ``Task.check_data`` on a recipe's data;
 * ``report.py``: findings grouped by check, levels, text / short / JSON renderings;
 * ``label_errors.py`` + ``embeddings.py``: likely label errors by out-of-fold predictions on frozen

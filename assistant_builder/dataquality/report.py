@@ -37,6 +37,12 @@ CHECKS: dict[str, tuple[str, str]] = {
                "raise model.max_length (slower training) or shorten the inputs"),
     "windowed": ("inputs longer than model.max_length (split into overlapping windows)",
                  "nothing is lost; raise model.max_length for fewer windows per input"),
+    "vocabulary": ("text the base model's tokenizer cannot read (unknown tokens)",
+                   "choose a base model for the data's language via model.base (for Chinese, e.g. a Chinese or multilingual "
+                   "encoder), or replace the unknown symbols with words"),
+    "ner.partial_word": ("entity spans that start or end inside a word (widened to the whole word)",
+                         "move the span to the word's boundary, or accept the wider entity; words are runs of letters and "
+                         "digits, single punctuation marks, and single Chinese, Japanese or Thai characters"),
     "label_error": ("training examples whose label is likely wrong (confident learning)",
                     "check each one; `--to-store` sends them to the labelling queue (`builder tui`) with the suspected label as suggestion"),
 }
@@ -195,7 +201,7 @@ def render_text(report: Report, limit: int = DEFAULT_LIMIT) -> str:
     counts = ", ".join(f"{n} {split}" for split, n in report.counts.items())
     held = " (validation held out of train)" if report.held_out else ""
     lines = [f"{display(report.recipe)}: {report.task} data, {counts}{held}; checked in {report.seconds:.1f} s"]
-    lines.extend(f"note: {note}" for note in report.notes)
+    lines.extend(f"note: {_displayed(note)}" for note in report.notes)
     for group in report.groups:
         lines.append("")
         lines.append(f"{group.level.upper():8} {group.check}: {group.title} — {_plural(group.count, 'finding')}, "
@@ -212,10 +218,12 @@ def render_text(report: Report, limit: int = DEFAULT_LIMIT) -> str:
 
 
 def render_short(report: Report, max_checks: int = 4) -> str:
-    """A few lines for ``builder run``: the totals, then one line per check (most severe first)."""
+    """A few lines for ``builder run``: the totals, then one line per check (most severe first),
+    then the notes (the vocabulary figure; checks that could not run)."""
     head = summary_line(report)
+    notes = [f"  note: {_displayed(note)}" for note in report.notes]
     if not report.groups:
-        return f"{head} ({sum(report.counts.values())} examples, {report.seconds:.1f} s)"
+        return "\n".join([f"{head} ({sum(report.counts.values())} examples, {report.seconds:.1f} s)", *notes])
     lines = [f"{head}; full report: builder data check {display(report.recipe)}"]
     for group in report.groups[:max_checks]:
         first = group.findings[0] if group.findings else None
@@ -223,5 +231,5 @@ def render_short(report: Report, max_checks: int = 4) -> str:
         lines.append(f"  {group.level} {group.check}: {_plural(group.count, 'finding')}{where}")
     if len(report.groups) > max_checks:
         lines.append(f"  ... {len(report.groups) - max_checks} more checks")
-    return "\n".join(lines)
+    return "\n".join([*lines, *notes])
 

@@ -6,13 +6,14 @@ import json
 import shutil
 import tempfile
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from assistant_builder.atomic import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text
-from assistant_builder.basemodels import ALIASES, resolve_base_model
+from assistant_builder.basemodels import ALIASES, resolve_base_model_source
 from assistant_builder.batching import extra_inputs
 from assistant_builder.callbacks import Callback, CallbackList, RunEnded, RunStarted, StageStarted
 from assistant_builder.contracts import DecisionRule, ExportJob, TaskData, TrainingJob, evaluate_with_options
@@ -31,6 +32,7 @@ from assistant_builder.errors import RunInterrupted, TrainingError
 from assistant_builder.inference import run_features
 from assistant_builder.recipe.loader import LoadedRecipe, enabled_loggers
 from assistant_builder.tokenization import load_tokenizer, pad_token_id
+from assistant_builder.toolkit.readers import TagRepairWarning
 
 #: the task options a run used, after ``Task.resolve_options`` (re-exports read them back)
 TASK_OPTIONS_FILE = "task_options.json"
@@ -61,8 +63,8 @@ def resolved_recipe(loaded: LoadedRecipe) -> dict[str, Any]:
         "extra": [loaded.resolve(path) for path in recipe.data.extra],
     })
     base = recipe.model.base
-    if base not in ALIASES:
-        base = str(resolve_base_model(base, loaded.base_dir))
+    if base not in ALIASES:  # a local folder as an absolute path, a Hub id pinned to its commit (ID@COMMIT)
+        base = resolve_base_model_source(base, loaded.base_dir).pinned
     resolved = recipe.model_copy(update={
         "data": data,
         "model": recipe.model.model_copy(update={"base": base}),
@@ -89,7 +91,8 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
     exporters = [registry.create("exporter", name) for name in recipe.export.formats]
     task_options = task.Options.model_validate(recipe.task.options)
     trainer_options = trainer.Options.model_validate(recipe.train.options)
-    base_model = resolve_base_model(recipe.model.base, loaded.base_dir)
+    base_source = resolve_base_model_source(recipe.model.base, loaded.base_dir, download=True)
+    base_model = base_source.path
     data = recipe.data.model_copy(update={
         "train": loaded.resolve(recipe.data.train),
         "validation": loaded.resolve(recipe.data.validation) if recipe.data.validation else None,
@@ -109,7 +112,9 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
         events.on_stage_start(StageStarted("load data", str(data.train)))
         if task_data is None:
             data = materialise_store_data(data, task, task_options, run_dir)
-            task_data = task.load_data(data, task_options)
+            with warnings.catch_warnings():  # repaired tags and widened spans: findings of the data check below, each at its line
+                warnings.simplefilter("ignore", TagRepairWarning)
+                task_data = task.load_data(data, task_options)
         extra: dict[str, Any] = {}
         if data.extra:
             events.on_stage_start(StageStarted("extra data", ", ".join(str(path) for path in data.extra)))
@@ -117,7 +122,8 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
             events.on_stage_start(StageStarted("extra data", describe_extra(extra)))
         if resume_dir is None and rank == 0:
             rundir.write_recipe_copies(run_dir, loaded.source, resolved_recipe(loaded))
-            provenance = rundir.write_provenance(run_dir, loaded.source, task_data.sources, recipe.train.seed, base_model, list(overrides))
+            provenance = rundir.write_provenance(run_dir, loaded.source, task_data.sources, recipe.train.seed, base_model, list(overrides),
+                                                 base_model_source=base_source)
             if extra:  # how many training examples came from each source
                 provenance["data"]["extra"] = extra["stores"]
                 provenance["training_examples"] = extra["training_examples"]
@@ -287,7 +293,8 @@ def _data_check(events: CallbackList, task: Any, options: Any, data: Any, task_d
     try:
         from assistant_builder.dataquality import check_loaded, render_short
 
-        report = check_loaded(task, options, data, task_data.train, task_data.validation, base_model, max_length, str(loaded.source))
+        report = check_loaded(task, options, data, task_data.train, task_data.validation, base_model, max_length, str(loaded.source),
+                              model_name=loaded.recipe.model.base)
         atomic_write_json(run_dir / "data_check.json", report.to_dict())
         detail = render_short(report)
     except Exception as error:  # noqa: BLE001 - a data check must never stop a run
