@@ -246,3 +246,29 @@ def test_unknown_labelling_kind_says_so(make_project: Any, registry: Any, tui_he
             assert app.store.progress().total == 0
 
     asyncio.run(scenario())
+
+
+def test_chinese_text_is_labelled_by_character(make_project: Any, registry: Any, tui_helpers: Any, tmp_path: Path) -> None:
+    project = make_project(labels=None, texts=[], task="ner")
+    (tmp_path / "seed.conll").write_text("call O\nmom B-person\n")  # gives the label set
+    (tmp_path / "new.txt").write_text("请给张伟打电话\n", encoding="utf-8")
+    with LabelStore(project.store_path) as store:
+        import_file(store, tmp_path / "seed.conll", "token_spans")
+        import_file(store, tmp_path / "new.txt", "token_spans")
+
+    async def scenario() -> None:
+        app = BuilderApp(project, registry)
+        async with app.run_test(size=tui_helpers.SIZE) as pilot:
+            await pilot.pause()  # the seed sentence came labelled: the Chinese one is the first to do
+            assert "请给张伟打电话" in tui_helpers.screen_text(app)  # shown as written, one character a word
+            await pilot.press("right", "right", "shift+right", "1")  # 张伟
+            await pilot.pause()
+            assert "请给张伟[person]打电话" in tui_helpers.screen_text(app)
+            await pilot.press("enter")
+            await pilot.pause()
+
+    asyncio.run(scenario())
+    with LabelStore(project.store_path) as store:
+        golds = {"".join(i.payload["tokens"]): (i.payload["tokens"], i.gold) for i in store.items()}
+    tokens, gold = golds["请给张伟打电话"]
+    assert tokens == list("请给张伟打电话") and gold == [{"start": 2, "end": 4, "label": "person"}]
