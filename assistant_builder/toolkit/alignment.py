@@ -14,6 +14,7 @@ Words given as a list are joined into a text the way the script is written (``jo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,10 +30,11 @@ UNSPACED_SCRIPTS = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{M
 """Scripts written without spaces between words (``regex`` classes): each character is a word of its own."""
 
 _UNSPACED = f"[{UNSPACED_SCRIPTS}\u30fc\u3005]"  # + the katakana long vowel mark and the ideographic iteration mark
-WORD = regex.compile(rf"{_UNSPACED}\p{{M}}*|(?:(?!{_UNSPACED})[\w\p{{M}}])+|[^\w\s\x1c-\x1f]\p{{M}}*")
+WORD = regex.compile(rf"{_UNSPACED}\p{{M}}*|(?:(?!{_UNSPACED})[\w\p{{M}}\p{{N}}])+|[^\w\p{{N}}\s\x1c-\x1f]\p{{M}}*")
 """What a word is: one character of a script written without spaces (with its combining marks), a run of
 other letters, combining marks, digits and ``_``, or one character that is neither a word character nor space."""
 _UNSPACED_CHAR = regex.compile(rf"{_UNSPACED}\p{{M}}*")
+_ASCII_WORD = re.compile(r"\w+|[^\w\s]")  # the same words for ASCII text, five times faster (bench/word_encoding.py)
 
 IGNORE = -100
 """The target of positions a loss must skip (PyTorch's ``cross_entropy`` default ``ignore_index``)."""
@@ -45,7 +47,7 @@ def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
 
     ``text[start:end] == word`` for every word; white space belongs to no word.
     """
-    matches = list(WORD.finditer(text))
+    matches = list((_ASCII_WORD if text.isascii() else WORD).finditer(text))
     return [m.group() for m in matches], [(m.start(), m.end()) for m in matches]
 
 
