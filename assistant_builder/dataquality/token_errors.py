@@ -31,6 +31,7 @@ def embed_words(sentences: Sequence[Sequence[str]], model_dir: Path, max_length:
     from transformers.utils import logging as hf_logging
 
     from assistant_builder.tokenization import load_tokenizer, pad_token_id
+    from assistant_builder.toolkit.word_encoding import encoder_words, marks_spaces
 
     tokenizer = load_tokenizer(model_dir, max_length)
     pad = pad_token_id(tokenizer)
@@ -44,7 +45,8 @@ def embed_words(sentences: Sequence[Sequence[str]], model_dir: Path, max_length:
         if bars:
             hf_logging.enable_progress_bar()
     model.eval()
-    encodings = tokenizer.encode_batch([list(s) for s in sentences], is_pretokenized=True)
+    spaces = marks_spaces(tokenizer)  # byte-level BPE words keep the space before them, as the ner task encodes them
+    encodings = tokenizer.encode_batch([encoder_words(tokenizer, s, spaces=spaces) for s in sentences], is_pretokenized=True)
     out = [np.full((len(s), model.config.hidden_size), np.nan, dtype=np.float32) for s in sentences]
     with torch.inference_mode():
         for start in range(0, len(sentences), batch_size):

@@ -27,6 +27,7 @@ from assistant_builder.toolkit.alignment import IGNORE, first_subtokens, first_t
 from assistant_builder.toolkit.collate import collate
 from assistant_builder.toolkit.decoding import decode_word_tags, softmax, tag_entities, word_probabilities
 from assistant_builder.toolkit.tags import tag_types
+from assistant_builder.toolkit.word_encoding import encoder_words, marks_spaces
 from builder_joint_nlu.data import JointExample, TruncationWarning, check_labels, load_split
 from builder_joint_nlu.metrics import METRIC_NAMES, evaluate_joint
 from builder_joint_nlu.tags import combined_labels, split_labels
@@ -126,7 +127,9 @@ class JointNluTask(Task):
         intents, tags = split_labels(labels)
         intent_ids = {intent: i for i, intent in enumerate(intents)}
         tag_ids = {tag: i for i, tag in enumerate(tags)}
-        encodings = tokenizer.encode_batch([list(e.tokens) for e in examples], is_pretokenized=True) if examples else []
+        spaces = marks_spaces(tokenizer)  # byte-level BPE words keep the space before them, as in pre-training
+        words = [encoder_words(tokenizer, e.tokens, e.text, e.offsets, spaces=spaces) for e in examples]
+        encodings = tokenizer.encode_batch(words, is_pretokenized=True) if examples else []
         features: list[Feature] = []
         truncated = 0
         for index, (example, encoding) in enumerate(zip(examples, encodings)):
