@@ -93,6 +93,9 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
     trainer_options = trainer.Options.model_validate(recipe.train.options)
     base_source = resolve_base_model_source(recipe.model.base, loaded.base_dir, download=True)
     base_model = base_source.path
+    from assistant_builder.toolkit.encoder import check_encoder_folder  # imports torch
+
+    check_encoder_folder(base_model, recipe.model.max_length)  # an architecture or a max_length that cannot work: a ModelError now
     data = recipe.data.model_copy(update={
         "train": loaded.resolve(recipe.data.train),
         "validation": loaded.resolve(recipe.data.validation) if recipe.data.validation else None,

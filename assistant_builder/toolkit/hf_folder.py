@@ -55,7 +55,8 @@ _SPECIAL_TOKEN_ROLES = {
     "<pad>": ("pad_token",), "<unk>": ("unk_token",), "<mask>": ("mask_token",),
 }
 #: model types whose first position comes after pad_token_id + 1 reserved ones
-_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer"}
+_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "roberta-prelayernorm", "camembert", "longformer", "mpnet",
+                     "data2vec-text"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from assistant_builder.toolkit.encoder import encoder_states, init_head_weights, load_encoder, masked_cross_entropy
+from assistant_builder.toolkit.encoder import embedding_size, encoder_states, init_head_weights, load_encoder, masked_cross_entropy
 from assistant_builder.toolkit.hf_folder import (
     bundle_files, load_head_weights, load_legacy_head, load_model_folder, read_legacy_head_config, save_model_folder, set_labels,
     task_config, tokenizer_files,
@@ -39,8 +39,9 @@ class TokenClassifier(nn.Module):
     trainable).
 
     With ``word_shapes > 0`` a learned embedding of each token's word shape (``toolkit.shapes``,
-    input ``shape_ids`` ``[batch, tokens]``) is added to its word-piece embedding: the casing an
-    uncased tokenizer loses. It starts at zero, so training starts from the pretrained encoder
+    input ``shape_ids`` ``[batch, tokens]``) is added to its word-piece embedding (so it has the
+    word embeddings' size, ``encoder.embedding_size``: smaller than the hidden size in ELECTRA and
+    ALBERT): the casing an uncased tokenizer loses. It starts at zero, so training starts from the pretrained encoder
     exactly. Such a model saves with ``word_shapes`` in its config and loads with
     ``load_token_classifier`` (no stock transformers class has the extra input).
     """
@@ -54,7 +55,9 @@ class TokenClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(encoder.config.hidden_size, num_labels)
         init_head_weights(self.classifier)
-        self.shape_embedding = nn.Embedding(word_shapes, encoder.config.hidden_size) if word_shapes else None
+        # added to the word-piece embeddings, so sized like them: ELECTRA and ALBERT embed in fewer
+        # dimensions than their hidden size and project up afterwards
+        self.shape_embedding = nn.Embedding(word_shapes, embedding_size(encoder)) if word_shapes else None
         if self.shape_embedding is not None:
             nn.init.zeros_(self.shape_embedding.weight)
         self.head_modules = tuple(self.heads())

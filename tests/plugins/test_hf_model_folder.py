@@ -164,3 +164,5 @@ def test_tokenizer_files_derived_from_tokenizer_json(tiny_model_dir, tmp_path):
     assert files["special_tokens_map.json"] == {"bos_token": "<s>", "cls_token": "<s>", "eos_token": "</s>", "sep_token": "</s>",
                                                 "pad_token": "<pad>", "unk_token": "<unk>", "mask_token": "<mask>"}
     assert files["tokenizer_config.json"]["model_max_length"] == 512 and "do_lower_case" not in files["tokenizer_config.json"]
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "mpnet", "max_position_embeddings": 514, "pad_token_id": 1}))
+    assert tokenizer_files(tmp_path)["tokenizer_config.json"]["model_max_length"] == 512  # MPNet reserves positions too

@@ -274,6 +274,44 @@ def test_null_answer_when_cls_beats_the_best_span_by_the_threshold(task, tiny_mo
     assert decode(allow_unanswerable=True, null_threshold=1.5)["answer"] == "the"
 
 
+SPACED = "Mei will meet Ana at King's Lane at noon.  The shop on Elm Road opens at 9 am."
+
+
+@pytest.mark.parametrize("architecture", ["xlm-roberta", "deberta-v3", "modernbert"])
+def test_answers_never_start_or_end_with_white_space(task, architecture):
+    """Sentencepiece (``▁Lane``) and byte-level BPE (``ĠLane``) tokens carry the space before their word in
+    their offsets; the features' offsets, the training targets and the decoded answers do not."""
+    from assistant_builder.conformance.tiny_architectures import train_tokenizer
+    from assistant_builder.tokenization import prepare_tokenizer
+    from assistant_builder_tasks.qa.data import Answer, QAExample
+
+    tokenizer = prepare_tokenizer(train_tokenizer(architecture), 64)
+    raw = tokenizer.encode("where", SPACED)
+    assert any(SPACED[s:e] != SPACED[s:e].strip() for (s, e), q in zip(raw.offsets, raw.sequence_ids) if q == 1)  # the cause
+    answer = "King's Lane"
+    start = SPACED.index(answer)
+    example = QAExample("Where will Mei meet Ana?", SPACED, (Answer(answer, start),))
+    (feature,) = task.encode([example], tokenizer, [], options(task), 64)
+    for offset in feature["offsets"]:
+        if offset is not None:
+            text = SPACED[offset[0]:offset[1]]
+            assert text == text.strip() != "", offset
+    target = SPACED[feature["offsets"][feature["start_positions"]][0]:feature["offsets"][feature["end_positions"]][1]]
+    assert target == answer
+    outputs = logits_for([feature], start, start + len(answer))
+    assert max(outputs["start_logits"][0]) > 0 and max(outputs["end_logits"][0]) > 0
+    (prediction,) = task.decode(outputs, [feature], [example], [], options(task))
+    assert prediction["answer"] == answer and (prediction["start"], prediction["end"]) == (start, start + len(answer))
+
+
+def test_decide_trims_a_span_with_white_space_at_either_end():
+    from assistant_builder_tasks.qa.decoding import Candidates, Span, decide
+
+    start = SPACED.index("King's Lane")
+    prediction = decide(Candidates((Span(start - 1, start + len("King's Lane") + 1, 3.0),), 0.0), SPACED, False, 0.0)
+    assert prediction["answer"] == "King's Lane" == SPACED[prediction["start"]:prediction["end"]]
+
+
 # -------------------------------------------------------------------------------------- metrics
 
 

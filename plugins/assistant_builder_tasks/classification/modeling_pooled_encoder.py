@@ -96,7 +96,7 @@ class PooledEncoderForSequenceClassification(PreTrainedModel):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None and getattr(self.config, "type_vocab_size", 0) > 0:
+        if token_type_ids is not None and (getattr(self.config, "type_vocab_size", 0) or 0) > 1:  # as assistant-builder's encoder_states
             inputs["token_type_ids"] = token_type_ids
         hidden = getattr(self, ENCODER_ATTRIBUTE)(**inputs, return_dict=True).last_hidden_state
         logits = self.classifier(self.dropout(pool(hidden, attention_mask, self.pooling)))

@@ -6,6 +6,10 @@ For each window the ``n_best`` highest start and end logits among *context* toke
 prediction is that span's softmax probability among the n-best candidates of the question (and
 the null answer, when unanswerable questions are on), so it lies in [0, 1].
 
+Spans come from the tokens' character offsets, trimmed of white space by the encoder; ``decide``
+trims the winning span once more (``encoding.trim_span``), so an answer never starts or ends with
+white space and ``answer == context[start:end]`` always; the evaluation scores that same text.
+
 The null answer (``""``) is the first token (CLS) as both start and end; its score is the lowest
 CLS score over the question's windows. It is predicted, when allowed, if it beats the best span
 by more than ``null_threshold``: if ``Candidates.null_difference`` (null score minus best span
@@ -24,6 +28,7 @@ import numpy as np
 
 from assistant_builder.contracts import Feature
 from assistant_builder.toolkit.decoding import softmax
+from assistant_builder_tasks.qa.encoding import trim_span
 
 
 @dataclass(frozen=True)
@@ -100,8 +105,8 @@ def decide(candidates: Candidates, context: str, allow_null: bool, null_threshol
         return {"answer": "", "start": None, "end": None, "score": float(probabilities[-1]) if len(probabilities) else 1.0}
     if not spans:
         return {"answer": "", "start": None, "end": None, "score": 0.0}
-    return {"answer": context[spans[0].start:spans[0].end], "start": spans[0].start, "end": spans[0].end,
-            "score": float(probabilities[0])}
+    start, end = trim_span(context, spans[0].start, spans[0].end)
+    return {"answer": context[start:end], "start": start, "end": end, "score": float(probabilities[0])}
 
 
 def decode_example(feature_rows: Sequence[tuple[Feature, np.ndarray, np.ndarray]], context: str, n_best: int,

@@ -6,7 +6,11 @@ tokens before the context (special tokens and the question) and after it are kep
 a suffix, and the context tokens are cut into windows of ``max_length - len(prefix) - len(suffix)``
 tokens, consecutive windows sharing ``stride`` tokens (the toolkit's ``windows.window_starts``).
 Every feature records, per token, the character span it covers in the context (``None`` for
-question and special tokens), so decoded spans map back to exact context characters.
+question and special tokens), so decoded spans map back to exact context characters. That span is
+trimmed of white space (``trim_span``): sentencepiece (``▁Lane``) and byte-level BPE (``ĠLane``)
+tokens include the space before their word in their offsets, and an answer must never start or end
+with white space. A token of white space only (a lone ``▁``) covers no character (``None``): no
+answer starts or ends on it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,21 @@ from assistant_builder_tasks.qa.data import QAExample
 
 #: label given to a window that does not contain the answer (and to unanswerable questions)
 NULL_POSITION = 0
+
+
+def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """``(start, end)`` narrowed so ``text[start:end]`` neither starts nor ends with white space
+    (``start == end`` when it is all white space)."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def trimmed_offsets(offsets: Sequence[Any], text: str) -> list[tuple[int, int]]:
+    """Each token's ``(start, end)`` in ``text`` without white space at either end (``trim_span``)."""
+    return [trim_span(text, int(start), int(end)) for start, end in offsets]
 
 
 def encode_examples(examples: Sequence[QAExample], tokenizer: Any, max_length: int, stride: int) -> list[Feature]:
@@ -52,7 +71,7 @@ def _windows(index: int, example: QAExample, encoding: Any, max_length: int, str
         raise DataError(f"{where}: the question is {question_tokens} tokens long; with model.max_length = {max_length} "
                         f"a question may take at most {max_length // 2 - (special - question_tokens)} (half the input, "
                         "the rest is for the context)", hint="shorten the question or raise model.max_length")
-    context_offsets = offsets[first : last + 1]
+    context_offsets = trimmed_offsets(offsets[first : last + 1], example.context)
     span = None
     targets = example.answers is not None
     if example.answers:
@@ -67,7 +86,8 @@ def _windows(index: int, example: QAExample, encoding: Any, max_length: int, str
         end = min(start + size, length)
         window_ids = ids[prefix] + ids[first + start : first + end] + ids[suffix]
         window_types = types[prefix] + types[first + start : first + end] + types[suffix]
-        window_offsets: list[tuple[int, int] | None] = [None] * first + [tuple(o) for o in context_offsets[start:end]] + [None] * (len(ids) - last - 1)
+        window_offsets: list[tuple[int, int] | None] = ([None] * first + [o if o[1] > o[0] else None for o in context_offsets[start:end]]
+                                                         + [None] * (len(ids) - last - 1))
         feature: Feature = {"input_ids": window_ids, "token_type_ids": window_types, "example_index": index,
                             "offsets": window_offsets}
         if targets:

@@ -52,3 +52,75 @@ def test_encoder_states_and_the_heads_file_round_trip(tiny_model_dir, tmp_path):
     assert all(torch.equal(heads[n].weight, again[n].weight) for n in heads)
     with pytest.raises(ModelError, match="heads.safetensors: the 'slots' head weights do not fit"):
         load_heads_file(tmp_path / "heads.safetensors", {"slots": nn.Linear(encoder.config.hidden_size, 7)})
+
+
+def tiny_config(model_type: str, **extra):
+    from transformers import AutoConfig
+
+    sizes = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64,
+             "max_position_embeddings": 64, "vocab_size": 100}
+    return AutoConfig.for_model(model_type, **sizes, **extra)
+
+
+@pytest.mark.parametrize(("model_type", "extra", "limit"), [
+    ("bert", {}, 64), ("roberta", {"pad_token_id": 1}, 62), ("mpnet", {"pad_token_id": 1}, 62),
+    ("deberta-v2", {"relative_attention": True, "position_biased_input": False, "pos_att_type": ["p2c", "c2p"]}, None),
+    ("modernbert", {"pad_token_id": 0}, None),
+])
+def test_input_token_limit_counts_the_positions_a_model_can_index(model_type, extra, limit):
+    from transformers import AutoModel
+
+    from assistant_builder.toolkit.encoder import input_token_limit
+
+    with torch.device("meta"):
+        encoder = AutoModel.from_config(tiny_config(model_type, **extra))
+    assert input_token_limit(encoder) == limit
+
+
+def test_check_encoder_folder_names_the_folder_the_model_type_and_what_cannot_work(tmp_path):
+    from transformers import T5Config
+
+    from assistant_builder.toolkit.encoder import check_encoder_folder
+
+    roberta = tmp_path / "roberta"
+    tiny_config("roberta", pad_token_id=1).save_pretrained(roberta)
+    assert check_encoder_folder(roberta, 62).model_type == "roberta"
+    with pytest.raises(ModelError, match=r"model.max_length = 63: expected at most 62 tokens for model_type 'roberta' \(.*"
+                                         r"roberta/config.json: max_position_embeddings 64, 2 of them reserved"):
+        check_encoder_folder(roberta, 63)
+    T5Config(d_model=32, num_layers=1, num_heads=2, d_kv=16, d_ff=64, vocab_size=100).save_pretrained(tmp_path / "t5")
+    with pytest.raises(ModelError, match=r"t5/config.json: model_type 't5' is an encoder-decoder model"):
+        check_encoder_folder(tmp_path / "t5", 32)
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "config.json").write_text('{"model_type": "wizardformer", "hidden_size": 32}')
+    with pytest.raises(ModelError, match=r"odd/config.json: model_type 'wizardformer' is not an architecture transformers"):
+        load_encoder(tmp_path / "odd")
+
+
+def test_word_shapes_are_added_in_the_embedding_size_where_it_differs_from_the_hidden_size():
+    """ELECTRA and ALBERT embed in 16 dimensions and project to 32: the shape embedding is 16 wide, and the model runs."""
+    from transformers import AutoModel
+
+    from assistant_builder.toolkit.encoder import embedding_size
+    from assistant_builder.toolkit.shapes import SHAPES
+    from assistant_builder.toolkit.token_classifier import TokenClassifier
+
+    for model_type in ("electra", "albert"):
+        encoder = AutoModel.from_config(tiny_config(model_type, embedding_size=16)).eval()
+        assert embedding_size(encoder) == 16 and encoder.config.hidden_size == 32
+        model = TokenClassifier(encoder, 3, 0.0, word_shapes=len(SHAPES)).eval()
+        assert model.shape_embedding.embedding_dim == 16
+        ids = torch.tensor([[2, 5, 6, 3]])
+        output = model(ids, torch.ones_like(ids), torch.zeros_like(ids), shape_ids=torch.tensor([[0, 2, 1, 0]]))
+        assert output["logits"].shape == (1, 4, 3)
+
+
+def test_token_types_reach_only_encoders_with_more_than_one():
+    """A RoBERTa has one token type: a second-segment id from its tokenizer must not index past it."""
+    from transformers import AutoModel
+
+    encoder = AutoModel.from_config(tiny_config("roberta", pad_token_id=1, type_vocab_size=1)).eval()
+    ids = torch.tensor([[0, 5, 6, 2]])
+    with torch.no_grad():
+        states = encoder_states(encoder, ids, torch.ones_like(ids), torch.tensor([[0, 0, 1, 1]]))
+        assert torch.equal(states, encoder_states(encoder, ids, torch.ones_like(ids)))
