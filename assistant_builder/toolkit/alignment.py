@@ -15,7 +15,7 @@ Words given as a list are joined into a text the way the script is written (``jo
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import regex
@@ -56,21 +56,22 @@ def is_unspaced_char(word: str) -> bool:
     return _UNSPACED_CHAR.fullmatch(word) is not None
 
 
-def join_words(tokens: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
+def join_words(tokens: Sequence[str], spaces_before: Collection[int] = ()) -> tuple[str, list[tuple[int, int]]]:
     """``tokens`` joined as the text is written, and each token's offsets in that text.
 
     The text of an input given as words, so that its predictions have character offsets too.
     Tokens are separated by one space, except next to a character of a script written without
     spaces (``is_unspaced_char``: ``["我", "爱", "北", "京"]`` -> ``"我爱北京"``); a sentence of single
     characters with at least one of those (one character per line, as Chinese CoNLL files are) is
-    joined without any separator (``["听", "t", "f"]`` -> ``"听tf"``).
+    joined without any separator (``["听", "t", "f"]`` -> ``"听tf"``). A token whose index is in
+    ``spaces_before`` always follows one space (the file had a space there: ``read_conll``).
     """
     unspaced = [is_unspaced_char(token) for token in tokens]
     by_character = any(unspaced) and all(len(token) == 1 for token in tokens)
     parts: list[str] = []
     offsets, position = [], 0
     for index, token in enumerate(tokens):
-        if index and not by_character and not unspaced[index] and not unspaced[index - 1]:
+        if index and (index in spaces_before or (not by_character and not unspaced[index] and not unspaced[index - 1])):
             parts.append(" ")
             position += 1
         offsets.append((position, position + len(token)))

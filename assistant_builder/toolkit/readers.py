@@ -91,20 +91,26 @@ def read_conll(path: Path) -> list[Sentence]:
     """One word per line, its tag in the last column (tabs or spaces), blank lines between sentences.
 
     ``-DOCSTART-`` lines are skipped; every word line must have as many columns as the first one.
+    A line whose word is a space (``"  O"``: one character per line files of text with spaces,
+    such as CAIS) is no word: the sentence's text (``Sentence.text``) keeps the space there.
     """
     sentences: list[Sentence] = []
     tokens: list[str] = []
     tags: list[str] = []
     lines: list[int] = []
+    spaces: set[int] = set()  # words that follow a space line
     columns: tuple[int, int] | None = None  # (count, line where first seen)
     seen_content = False
 
     def flush() -> None:
         if tokens:
-            sentences.append(Sentence(tuple(tokens), tuple(tags), tuple(lines), word_per_line=True))
-            tokens.clear()
-            tags.clear()
-            lines.clear()
+            text, offsets = join_words(tokens, spaces) if spaces else (None, None)
+            sentences.append(Sentence(tuple(tokens), tuple(tags), tuple(lines), text, tuple(offsets) if offsets else None,
+                                      word_per_line=True))
+        tokens.clear()
+        tags.clear()
+        lines.clear()
+        spaces.clear()
 
     for number, text in read_lines(path):
         if not text.strip():
@@ -114,6 +120,9 @@ def read_conll(path: Path) -> list[Sentence]:
         parts = [p.strip() for p in text.split("\t")] if "\t" in text else text.split()
         if parts[0] == "-DOCSTART-":
             flush()
+            continue
+        if len(parts) == 1 and text[:1] in (" ", "\u3000") and (columns is None or columns[0] == 2):
+            spaces.add(len(tokens))  # the word is a space: kept in the text, not a word
             continue
         if len(parts) < 2 or not parts[0] or not parts[-1]:
             raise DataError(f"{path}:{number}: expected a word and its tag (tag in the last column), got {text.strip()!r}",

@@ -151,3 +151,16 @@ def test_normalise_locates_bad_tags_at_the_line_and_word(tmp_path):
     with pytest.raises(DataError, match="f:8: tag 'S-y' is not valid in the IOB2 scheme") as error:
         normalise([sentence(["O", "S-y"], 7, per_line=True)], tmp_path / "f", scheme="iob2", scheme_setting="task.options.scheme")
     assert "task.options.scheme" in error.value.hint
+
+
+def test_conll_one_character_per_line_keeps_the_text_as_written(tmp_path):
+    path = tmp_path / "zh.conll"
+    # CAIS layout: one character per line, BIOES, and a line whose word is a space
+    path.write_text("我 O\n听 O\n周 B-singer\n杰 I-singer\n伦 E-singer\n  O\n夜 B-song\n曲 E-song\n\n给 O\n张 B-person\n伟 E-person\n",
+                    encoding="utf-8")
+    first, second = normalise(read_conll(path), path)
+    assert first.text == "我听周杰伦 夜曲" and first.tokens == tuple("我听周杰伦夜曲")
+    assert [first.text[s:e] for s, e in first.offsets] == list("我听周杰伦夜曲")
+    assert first.tags == ("O", "O", "B-singer", "I-singer", "I-singer", "B-song", "I-song")
+    assert first.lines[-2:] == (7, 8)  # the space line is no word, but every line keeps its number
+    assert second.text == "给张伟" and second.offsets == ((0, 1), (1, 2), (2, 3))
