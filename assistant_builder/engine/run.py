@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant_builder.atomic import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text
-from assistant_builder.basemodels import ALIASES, resolve_base_model_source
+from assistant_builder.basemodels import is_alias, resolve_base_model_source
 from assistant_builder.batching import extra_inputs
 from assistant_builder.callbacks import Callback, CallbackList, RunEnded, RunStarted, StageStarted
 from assistant_builder.contracts import DecisionRule, ExportJob, TaskData, TrainingJob, evaluate_with_options
@@ -63,7 +63,7 @@ def resolved_recipe(loaded: LoadedRecipe) -> dict[str, Any]:
         "extra": [loaded.resolve(path) for path in recipe.data.extra],
     })
     base = recipe.model.base
-    if base not in ALIASES:  # a local folder as an absolute path, a Hub id pinned to its commit (ID@COMMIT)
+    if not is_alias(base):  # a local folder as an absolute path, a Hub id pinned to its commit (ID@COMMIT)
         base = resolve_base_model_source(base, loaded.base_dir).pinned
     resolved = recipe.model_copy(update={
         "data": data,
