@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -194,16 +194,18 @@ class CheckData:
 
 @dataclass(frozen=True)
 class CheckContext:
-    """What a task-specific check (``Task.check_data``) may need: the recipe's ``model.max_length``
-    and the base model's tokenizer without truncation or padding (``None`` if it has no
-    ``tokenizer.json``)."""
+    """What a task-specific check (``Task.check_data``) may need: the recipe's ``model.max_length``,
+    the base model's tokenizer without truncation or padding (``None`` if it has no
+    ``tokenizer.json``) and the base model's folder (``None`` when it could not be resolved; the
+    ``generation`` task reads its chat template there)."""
 
     max_length: int
     tokenizer: Tokenizer | None = None
+    model_dir: Path | None = None
 
 
 #: the values of ``Task.labelling_kind``: which labelling widget the TUI shows for a task.
-LABELLING_KINDS: tuple[str, ...] = ("text_class", "token_spans", "answer_span")
+LABELLING_KINDS: tuple[str, ...] = ("text_class", "token_spans", "answer_span", "response")
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,9 @@ class StoreRecord:
       a ``B-``/``I-`` prefix, no two spans overlapping).
     * ``answer_span``: ``payload = {"question": str, "context": str}``; ``gold`` is
       ``{"answers": [{"text": str, "answer_start": int}]}`` (an empty list: unanswerable).
+    * ``response``: ``payload = {"messages": [{"role": str, "content": str}, ...]}`` (the prompt: the
+      conversation up to the answer, roles ``system``/``user``/``assistant``); ``gold`` is the
+      response the assistant should give (a non-empty string).
 
     ``gold`` is ``None`` for an unlabelled example. Both are JSON-ready.
     """
@@ -264,6 +269,13 @@ class Task(Component):
     #: encoder learning rate per trainer name when the recipe leaves ``train.learning_rate`` unset;
     #: a trainer not named here uses its ``Trainer.default_learning_rate``. Empty: every trainer's own.
     learning_rates: ClassVar[Mapping[str, float]] = {}
+    #: ``train.min_steps`` when the recipe leaves it unset; ``None``: the recipe default (600, measured
+    #: for small encoder datasets). A causal LM task sets 0: its epochs are long and few.
+    default_min_steps: ClassVar[int | None] = None
+    #: the metric export verification gates with ``export.max_metric_drop`` (``None``: the run's
+    #: ``train.metric``). The ``generation`` task trains on validation loss but gates exports on the
+    #: token F1 of generated answers, what a user of the export gets.
+    export_metric: ClassVar[str | None] = None
 
     @abstractmethod
     def load_data(self, data: DataSection, options: ComponentOptions) -> TaskData:
@@ -543,6 +555,52 @@ def default_example_view(example: Any) -> ExampleView:
     label = " | ".join(v if isinstance(v, str) else repr(v) for v in parts.values()) if parts else None
     classes = tuple(v for k, v in parts.items() if k in ("label", "intent") and isinstance(v, str))
     return ExampleView(text, label, classes, str(getattr(example, "source", "")), pair)
+
+
+# ---------------------------------------------------------------------------------------------
+# Generative tasks (optional protocol)
+# ---------------------------------------------------------------------------------------------
+
+Generator = Callable[[Sequence[Sequence[int]], int], list[list[int]]]
+"""Greedy generation: ``generate(prompts, max_new_tokens)`` continues each prompt (token ids) and
+returns its new token ids, stopping at the model's end-of-sequence token (not included) or after
+``max_new_tokens``. The PyTorch model's comes from ``GenerativeTask.torch_generator``; an exported
+artefact's from the exporter's ``load_generator(artifact)``."""
+
+
+@runtime_checkable
+class GenerativeTask(Protocol):
+    """Optional protocol of a task whose predictions are generated text (the ``generation`` task).
+
+    A task that has these methods (``is_generative``) changes the engine's run in four places:
+
+    1. ``prepare_for_model(options, base_model, max_length)`` replaces the encoder check before any
+       data is read: it raises ``ModelError`` for a folder that is not a causal LM or a
+       ``max_length`` beyond its positions, and returns the options with what the model settles
+       (its chat template, end-of-sequence ids), which the run saves and every bundle carries.
+    2. After training, ``add_completions(predictions, features, examples, generator, tokenizer, options)``
+       adds generated answers (``"completion"``) to a sample of the validation predictions, with
+       ``torch_generator(model, options)``; ``evaluate`` scores them (and the report shows the base
+       model's answers, added the same way under ``"base_completion"``).
+    3. Export verification decodes each artefact's loss outputs as usual and adds its completions
+       with the exporter's ``load_generator(artifact)``: agreement and ``Task.export_metric`` are
+       judged on generated text. An exporter without ``load_generator`` is refused before training.
+    4. ``train.epochs = 0`` is allowed for every task; for a generative one it evaluates and exports
+       the base model untouched, the baseline to compare a fine-tuned run against.
+    """
+
+    def prepare_for_model(self, options: ComponentOptions, base_model: Path, max_length: int) -> ComponentOptions: ...
+
+    def torch_generator(self, model: Any, options: ComponentOptions) -> Generator: ...
+
+    def add_completions(self, predictions: Sequence[dict[str, Any]], features: Sequence[Feature], examples: Sequence[Any],
+                        generator: Generator, tokenizer: Tokenizer, options: ComponentOptions,
+                        key: str = "completion") -> list[dict[str, Any]]: ...
+
+
+def is_generative(task: Any) -> bool:
+    """Whether ``task`` implements the optional ``GenerativeTask`` protocol."""
+    return isinstance(task, GenerativeTask)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "classification": "assistant_builder_tasks.classification",
     "ner": "assistant_builder_tasks.ner",
     "qa": "assistant_builder_tasks.qa",
+    "generation": "assistant_builder_tasks.generation",
     "full": "assistant_builder_trainers.full",
     "lora": "assistant_builder_trainers.lora",
     "onnx": "assistant_builder_exporters.onnx_exporter",

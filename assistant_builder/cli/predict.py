@@ -1,6 +1,7 @@
 """``builder predict RUN_DIR_OR_BUNDLE "text" ...``: predict with an exported ONNX bundle, torch-free.
 
-Inputs come from the arguments and/or ``--input FILE.jsonl`` (one JSON string or object per
+A ``generation`` bundle answers instead (``cli/predict_generation.py``): streamed to the terminal,
+or one JSON line per input with ``completion``. Inputs come from the arguments and/or ``--input FILE.jsonl`` (one JSON string or object per
 line, ``-`` for stdin); for question answering, ``--question "..."`` (repeatable) with
 ``--context "..."`` or ``--context-file PATH``. Output is one JSON object per line on stdout: the
 input plus the task's prediction (for classification ``label``, ``score`` and ``top``; for
@@ -63,6 +64,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--allow-unverified", action="store_true",
                         help="predict even when the run's export failed verification (its fp32 model, or the variant "
                              "chosen, broke a gate in export_report.md); default: refused")
+    from assistant_builder.cli.predict_generation import add_arguments
+
+    add_arguments(parser)
     parser.set_defaults(handler=run, trailing_positionals="texts", quick_exit=True)  # see cli.main.entry
     return parser
 
@@ -158,6 +162,12 @@ def run(args: argparse.Namespace) -> int:
     bundle = read_bundle(args.path)
     variant = bundle.choose_variant(args.variant)
     check_verified(bundle, variant, args.path, allow=args.allow_unverified)
+    from assistant_builder.runtime.assistant import is_generation_bundle
+
+    if is_generation_bundle(bundle):  # a causal LM: answers generated token by token (cli/predict_generation.py)
+        from assistant_builder.cli import predict_generation
+
+        return predict_generation.run(args, bundle, variant, inputs)
     options = {k: v for k, v in (("top_k", args.top_k), ("fallback_threshold", args.fallback_threshold)) if v is not None} or None
     predictor = Predictor(bundle, variant, options=options)
     examples = predictor.parse([raw for _, raw in inputs], [where for where, _ in inputs])

@@ -97,12 +97,14 @@ def check_recipe(loaded: Any, registry: Any, keep_train: bool = False) -> tuple[
     options = task.Options.model_validate(recipe.task.options)
     data = _resolved_data(loaded)
     no_tokenizer = "the base model has no tokenizer.json"
+    model_dir = None
     try:
-        tokenizer = load_check_tokenizer(resolve_base_model(recipe.model.base, loaded.base_dir))
+        model_dir = resolve_base_model(recipe.model.base, loaded.base_dir)
+        tokenizer = load_check_tokenizer(model_dir)
     except Exception as error:  # noqa: BLE001 - an unresolvable base model (a hub id not cached) skips these checks only
         hint = f"; {error.hint}" if getattr(error, "hint", None) else ""
         tokenizer, no_tokenizer = None, f"model.base \"{recipe.model.base}\" could not be loaded ({error}{hint})"
-    context = CheckContext(recipe.model.max_length, tokenizer)
+    context = CheckContext(recipe.model.max_length, tokenizer, model_dir)
     with tempfile.TemporaryDirectory(prefix="builder-data-check-") as tmp:
         stores = {split: Path(getattr(data, split)) for split in ("train", "validation") if is_store(getattr(data, split))}
         if stores:
@@ -134,7 +136,7 @@ def check_loaded(task: Task, options: Any, data: Any, train: Iterable[Any], vali
     started = time.perf_counter()
     examples = CheckData((task.example_view(e) for e in train), (task.example_view(e) for e in validation),
                          held_out=data.validation is None)
-    context = CheckContext(max_length, load_check_tokenizer(tokenizer_dir))
+    context = CheckContext(max_length, load_check_tokenizer(tokenizer_dir), Path(tokenizer_dir))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         findings, counts, notes, extra = run_checks(task, options, data, examples, context,

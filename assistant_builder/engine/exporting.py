@@ -89,10 +89,11 @@ def _with_verdict(report: VerificationReport, on_failure: str) -> VerificationRe
     return replace(report, status=status)
 
 
-def _gate(exporter: Exporter, check: Callable[[Any, str], GateResult], output_names: Sequence[str]) -> Callable[[ExportedArtifact], GateResult]:
+def _gate(exporter: Exporter, check: Callable[..., GateResult], output_names: Sequence[str],
+          finisher: Callable[[Exporter, ExportedArtifact], Any]) -> Callable[[ExportedArtifact], GateResult]:
     """The ``ExportJob.gate`` of ``exporter``: load a candidate artefact with its runner and check it."""
     def gate(artifact: ExportedArtifact) -> GateResult:
-        return check(exporter.load_runner(artifact, output_names), artifact.variant)
+        return check(exporter.load_runner(artifact, output_names), artifact.variant, finisher(exporter, artifact))
 
     return gate
 
@@ -113,30 +114,37 @@ def export_and_verify(*, exporters: Sequence[Exporter], recipe: Any, registry_ta
                       example_batch: dict[str, Any], run_dir: Path, features: Sequence[dict[str, Any]], examples: Sequence[Any],
                       labels: Sequence[str], reference: Any, reference_predictions: Sequence[dict[str, Any]], metric: str,
                       pad_id: int, tokenizer: Any, base_model: str, callbacks: CallbackList,
-                      make_job: Callable[[Exporter, Path], ExportJob]) -> list[VerificationReport]:
+                      make_job: Callable[[Exporter, Path], ExportJob],
+                      complete: Callable[[Exporter, ExportedArtifact, list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+                      ) -> list[VerificationReport]:
     """Export with every exporter, verify each artefact, write bundles and reports; raise if a run-failing gate broke.
 
     ``make_job`` builds the exporter's job; ``calibration`` and ``gate`` are filled in here.
+    ``complete`` (a generative task, see ``contracts.GenerativeTask``) adds an artefact's generated
+    answers to its decoded predictions before they are scored and compared.
     """
     thresholds = resolve_thresholds(recipe.export, registry_task)
     on_failure = getattr(recipe.export, "on_failure", "fallback")
     calibration = calibration_batches(features, pad_id, registry_task.model_input_names(task_options))
 
-    def check(runner: Any, variant: str) -> GateResult:
+    def check(runner: Any, variant: str, finish: Any = None) -> GateResult:
         return check_gates(runner, variant, registry_task, task_options, features, examples, labels, reference,
-                           reference_predictions, metric, pad_id, thresholds)
+                           reference_predictions, metric, pad_id, thresholds, finish)
+
+    def finisher(exporter: Exporter, artifact: ExportedArtifact) -> Any:
+        return None if complete is None else (lambda predictions: complete(exporter, artifact, predictions))
 
     all_reports: list[VerificationReport] = []
     for exporter in exporters:
         final_dir = run_dir / "exports" / exporter.name
         with atomic_directory(final_dir) as work_dir:
-            job = replace(make_job(exporter, work_dir), calibration=calibration, gate=_gate(exporter, check, registry_task.output_names))
+            job = replace(make_job(exporter, work_dir), calibration=calibration, gate=_gate(exporter, check, registry_task.output_names, finisher))
             artifacts = exporter.export(job)
             reports = []
             for artifact in artifacts:
                 runner = exporter.load_runner(artifact, registry_task.output_names)
                 report = verify_artifact(artifact, runner, registry_task, task_options, features, examples, labels, reference,
-                                         reference_predictions, metric, pad_id, thresholds)
+                                         reference_predictions, metric, pad_id, thresholds, finish=finisher(exporter, artifact))
                 final_path = final_dir / artifact.path.relative_to(work_dir)
                 report = _with_verdict(replace(report, path=str(final_path)), on_failure)
                 reports.append(report)

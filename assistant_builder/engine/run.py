@@ -16,7 +16,7 @@ from assistant_builder.atomic import atomic_directory, atomic_write_bytes, atomi
 from assistant_builder.basemodels import is_alias, resolve_base_model_source
 from assistant_builder.batching import extra_inputs
 from assistant_builder.callbacks import Callback, CallbackList, RunEnded, RunStarted, StageStarted
-from assistant_builder.contracts import DecisionRule, ExportJob, TaskData, TrainingJob, evaluate_with_options
+from assistant_builder.contracts import DecisionRule, ExportJob, TaskData, TrainingJob, TrainingOutcome, evaluate_with_options, is_generative
 from assistant_builder.engine import rundir
 from assistant_builder.engine.augmenting import augment_training
 from assistant_builder.engine.augmenting import describe as describe_augment
@@ -28,7 +28,7 @@ from assistant_builder.engine.extra_data import describe as describe_extra
 from assistant_builder.engine.metrics_log import MetricsLog
 from assistant_builder.engine.seeding import seed_everything
 from assistant_builder.engine.store_data import materialise_store_data
-from assistant_builder.errors import RunInterrupted, TrainingError
+from assistant_builder.errors import ConfigError, RunInterrupted, TrainingError
 from assistant_builder.inference import run_features
 from assistant_builder.recipe.loader import LoadedRecipe, enabled_loggers
 from assistant_builder.tokenization import load_tokenizer, pad_token_id
@@ -93,9 +93,14 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
     trainer_options = trainer.Options.model_validate(recipe.train.options)
     base_source = resolve_base_model_source(recipe.model.base, loaded.base_dir, download=True)
     base_model = base_source.path
-    from assistant_builder.toolkit.encoder import check_encoder_folder  # imports torch
+    generative = is_generative(task)
+    if generative:  # a causal LM: its own check, and what the model settles (chat template, end ids) kept in the options
+        exporters = _generation_exporters(task, exporters, explicit="formats" in recipe.export.model_fields_set)
+        task_options = task.prepare_for_model(task_options, base_model, recipe.model.max_length)
+    else:
+        from assistant_builder.toolkit.encoder import check_encoder_folder  # imports torch
 
-    check_encoder_folder(base_model, recipe.model.max_length)  # an architecture or a max_length that cannot work: a ModelError now
+        check_encoder_folder(base_model, recipe.model.max_length)  # an architecture or a max_length that cannot work: a ModelError now
     data = recipe.data.model_copy(update={
         "train": loaded.resolve(recipe.data.train),
         "validation": loaded.resolve(recipe.data.validation) if recipe.data.validation else None,
@@ -177,13 +182,18 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
         settings, notes = adjust_training(recipe.train, task, len(train_features), task_data.validation, process_rank()[1])
         for note in notes:
             events.on_stage_start(StageStarted("train settings", note))
-        events.on_stage_start(StageStarted("train", f"{trainer.name} trainer"))
+        if settings.epochs:
+            events.on_stage_start(StageStarted("train", f"{trainer.name} trainer"))
         job = TrainingJob(
             model=model, train_features=train_features, collate=lambda feats: task.collate(feats, pad_id), evaluate=evaluate,
             settings=settings, options=trainer_options, metric=metric, checkpoint_dir=run_dir / "checkpoints",
             callbacks=events, stop_event=stop_event, resume_from=(resume_dir / "checkpoints") if resume_dir else None,
         )
-        outcome = trainer.train(job)
+        if settings.epochs == 0:  # the base model untouched: the baseline a fine-tuned run is compared against
+            events.on_stage_start(StageStarted("train", "train.epochs = 0: evaluating and exporting the base model untouched"))
+            outcome = TrainingOutcome(model.eval(), evaluate(model.eval()), 0, 0, 0, False, 0.0)
+        else:
+            outcome = trainer.train(job)
         if rank != 0:
             shutil.rmtree(run_dir, ignore_errors=True)
             return RunResult(run_dir, outcome.best_metrics)
@@ -202,6 +212,9 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
             for name, content in rule.files.items():
                 atomic_write_bytes(run_dir / name, content)
             events.on_stage_start(StageStarted("decision rule", describe_rule(rule)))
+        if generative:
+            reference_predictions = _generate_answers(events, task, task_options, final_model, base_model, outcome.epochs_run,
+                                                      reference_predictions, valid_features, task_data, tokenizer)
         evaluation = evaluate_with_options(task, reference_predictions, task_data.validation, task_data.labels, task_options)
         atomic_write_json(run_dir / "metrics.json", {
             "metrics": evaluation.metrics, "metric": metric, "best_epoch": outcome.best_epoch, "epochs_run": outcome.epochs_run,
@@ -215,14 +228,15 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
             task.save_model(final_model, model_dir, task_data.labels)
             tokenizer.save(str(model_dir / "tokenizer.json"))
 
-        events.on_stage_start(StageStarted("export", ", ".join(recipe.export.formats) or "none"))
+        events.on_stage_start(StageStarted("export", ", ".join(e.name for e in exporters) or "none"))
         sample = valid_features[: min(4, len(valid_features))] or train_features[:4]
         example_batch = example_inputs(task, sample, pad_id, input_names)
         export_reports = export_and_verify(
             exporters=exporters, recipe=recipe, registry_task=task, task_options=task_options, model=final_model,
             example_batch=example_batch, run_dir=run_dir, features=valid_features, examples=task_data.validation,
             labels=task_data.labels, reference=reference_outputs, reference_predictions=reference_predictions,
-            metric=metric, pad_id=pad_id, tokenizer=tokenizer, base_model=recipe.model.base, callbacks=events,
+            metric=_export_metric(task, metric, evaluation.metrics), pad_id=pad_id, tokenizer=tokenizer, base_model=recipe.model.base,
+            callbacks=events, complete=_completer(task, task_options, valid_features, task_data, tokenizer) if generative else None,
             make_job=lambda exporter, out: ExportJob(final_model, example_batch, input_names, task.output_names, out,
                                                      exporter.Options.model_validate(recipe.export.options.get(exporter.name, {}))),
         )
@@ -252,6 +266,53 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
             close = getattr(sink, "close", None)
             if callable(close):
                 close()
+
+
+def _generation_exporters(task: Any, exporters: Sequence[Any], explicit: bool) -> list[Any]:
+    """A generative task's exports are verified on generated answers: the exporters that can generate
+    (``load_generator``). One the recipe names that cannot is refused before training; the default
+    list (``export.formats`` unset) just leaves those out."""
+    unable = [e.name for e in exporters if not callable(getattr(e, "load_generator", None))]
+    if unable and not explicit:
+        return [e for e in exporters if e.name not in unable]
+    if unable:
+        raise ConfigError(f"export.formats: {', '.join(repr(n) for n in unable)} cannot export a '{task.name}' model (it has no "
+                          "key/value-cache generation to verify and serve)", hint='use export.formats = ["onnx"] (or [] for none)')
+    return list(exporters)
+
+
+def _generate_answers(events: CallbackList, task: Any, options: Any, model: Any, base_model: Path, epochs_run: int,
+                      predictions: list[dict[str, Any]], features: Sequence[dict[str, Any]], task_data: TaskData,
+                      tokenizer: Any) -> list[dict[str, Any]]:
+    """The validation predictions with the fine-tuned model's generated answers and, with
+    ``compare_base`` after training, the base model's under ``base_completion``."""
+    count = min(getattr(options, "eval_samples", 0), len(features))
+    if not count:
+        return predictions
+    events.on_stage_start(StageStarted("generate", f"answering {count} validation prompts (greedy)"))
+    predictions = task.add_completions(predictions, features, task_data.validation, task.torch_generator(model, options), tokenizer,
+                                       options)
+    if epochs_run and getattr(options, "compare_base", False):
+        events.on_stage_start(StageStarted("generate", f"the base model on the same {count} prompts, for the report"))
+        base = task.build_model(base_model, task_data.labels, options).eval()
+        predictions = task.add_completions(predictions, features, task_data.validation, task.torch_generator(base, options), tokenizer,
+                                           options, key="base_completion")
+        del base
+    return predictions
+
+
+def _export_metric(task: Any, metric: str, metrics: dict[str, float]) -> str:
+    """The metric export verification gates: the task's ``export_metric`` when the evaluation has it, else the run's."""
+    wanted = getattr(task, "export_metric", None)
+    return wanted if wanted in metrics else metric
+
+
+def _completer(task: Any, options: Any, features: Sequence[dict[str, Any]], task_data: TaskData, tokenizer: Any) -> Any:
+    """For export verification: a function (exporter, artefact, predictions) -> predictions with the artefact's generated answers."""
+    def complete(exporter: Any, artifact: Any, predictions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return task.add_completions(predictions, features, task_data.validation, exporter.load_generator(artifact), tokenizer, options)
+
+    return complete
 
 
 def describe_rule(rule: DecisionRule) -> str:

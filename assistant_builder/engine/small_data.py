@@ -36,7 +36,7 @@ def steps_per_epoch(train_count: int, batch_size: int, accumulation: int = 1, gr
 
 def epochs_for_min_steps(epochs: int, per_epoch: int, min_steps: int) -> int:
     """``epochs``, or the fewest epochs of ``per_epoch`` steps that reach ``min_steps`` if that is more."""
-    if min_steps <= 0 or epochs * per_epoch >= min_steps:
+    if epochs == 0 or min_steps <= 0 or epochs * per_epoch >= min_steps:
         return epochs
     return math.ceil(min_steps / max(1, per_epoch))
 
@@ -60,12 +60,17 @@ def adjust_training(settings: Any, task: Any, train_count: int, validation_examp
     task_rate = getattr(task, "learning_rates", {}).get(settings.trainer)
     if settings.learning_rate is None and task_rate is not None:
         update["learning_rate"] = float(task_rate)
+    min_steps = settings.min_steps
+    task_min_steps = getattr(task, "default_min_steps", None)
+    if "min_steps" not in settings.model_fields_set and task_min_steps is not None:
+        min_steps = task_min_steps
+        update["min_steps"] = task_min_steps
     per_epoch = steps_per_epoch(train_count, settings.batch_size, settings.gradient_accumulation_steps, settings.group_by_length, world)
-    epochs = epochs_for_min_steps(settings.epochs, per_epoch, settings.min_steps)
+    epochs = epochs_for_min_steps(settings.epochs, per_epoch, min_steps)
     if epochs > settings.epochs:
         update["epochs"] = epochs
         notes.append(f"{settings.epochs} epochs x {per_epoch} steps = {settings.epochs * per_epoch} steps < train.min_steps "
-                     f"{settings.min_steps}: training {epochs} epochs ({epochs * per_epoch} steps); "
+                     f"{min_steps}: training {epochs} epochs ({epochs * per_epoch} steps); "
                      "set train.min_steps = 0 to keep train.epochs")
     if settings.early_stopping_patience and settings.early_stopping_min_per_label > 0:
         mean = mean_per_label(task.example_view(e).classes for e in validation_examples)

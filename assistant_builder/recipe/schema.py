@@ -80,7 +80,8 @@ class AugmentSection(Section):
 
 class TrainSection(Section):
     trainer: str = Field("full", description="trainer plugin name: 'full' or 'lora'")
-    epochs: int = Field(6, ge=1, le=1000, description="passes over the training data (early stopping may end sooner)")
+    epochs: int = Field(6, ge=0, le=1000, description="passes over the training data (early stopping may end sooner); 0 evaluates "
+                                                      "and exports the base model untouched (the baseline to compare against)")
     batch_size: int = Field(32, ge=1, le=4096, description="examples per optimiser step (per process), before accumulation")
     learning_rate: float | None = Field(None, gt=0.0, le=1.0, description="peak learning rate of the encoder (or LoRA adapters); default: the "
                                           "task's for its trainer where it names one (ner with full: 2e-4, better on SNIPS and level "
@@ -99,7 +100,7 @@ class TrainSection(Section):
                                             "training; 0 lets CPUs use the fused attention kernel (~8% faster steps); None keeps the "
                                             "base model's value (0.1 for BERT models)")
     seed: int = Field(42, ge=0, description="seed of model initialisation, shuffling and dropout (same seed, same data: same weights)")
-    min_steps: int = Field(600, ge=0, description="fewest optimiser steps: when train.epochs would give fewer, the run "
+    min_steps: int = Field(600, ge=0, description="fewest optimiser steps (unset: 600, or the task's own default: generation 0): when train.epochs would give fewer, the run "
                            "raises the epoch count to reach them and says so (small data needs more passes; with the other "
                            "small-data defaults, measured on CLINC150 at 5 and 10 examples per intent over three seeds, see bench/RESULTS.md); "
                            "0 = exactly train.epochs")

@@ -19,6 +19,12 @@ when the task model offers ``hf_config_files()`` (the built-in tasks do) its ``c
 (model type, ``id2label``) and tokenizer configs are written beside it; the engine adds
 ``tokenizer.json``. ``bench/optimum_check.py`` checks this against Optimum itself.
 
+A causal LM (a task model with ``is_causal_lm = True``, the ``generation`` task's) takes another
+path, ``causal_lm.py``: onnxruntime-genai's model builder writes one folder per variant
+(``fp32/``, with ``quantize`` also ``int8/``, with ``int4`` also ``int4/``) holding a graph with
+a key/value cache, ``genai_config.json`` and the tokenizer files; ``load_runner`` scores it
+(``nll_sum``/``token_count``) and ``load_generator`` decodes greedily with onnxruntime-genai.
+
 Imports torch, onnx and onnxruntime only inside methods (see ``contracts.py``).
 """
 
@@ -45,6 +51,9 @@ from assistant_builder_exporters._wrapping import (
     as_tensors, attention_shape, dynamic_axes, eager_attention, mismatch, named_outputs, present_inputs, probe_batch,
     recorded_warnings, run_module, tracer_notes,
 )
+from assistant_builder_exporters.causal_lm import (
+    CAUSAL_LM_KIND, LOSS_OUTPUTS, Generator, causal_lm_generator, causal_lm_loss_runner, export_causal_lm, is_causal_lm,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +69,10 @@ class OnnxOptions(ComponentOptions):
 
     opset: int = Field(17, ge=14, le=20, description="ONNX opset (14-20, the range of the TorchScript-based exporter)")
     optimize: bool = Field(False, description="fuse attention, LayerNorm and GELU with ONNX Runtime's transformer optimizer (off by default: measured no faster on 2-core CPUs, see bench/RESULTS.md)")
-    quantize: bool = Field(False, description="also write model.int8.onnx with int8 dynamically quantised weights")
+    quantize: bool = Field(False, description="also write model.int8.onnx with int8 dynamically quantised weights "
+                           "(causal LMs: an int8/ folder with int8 block-quantised weights)")
+    int4: bool = Field(False, description="causal LMs only: also write an int4/ folder with int4 block-quantised weights "
+                       "(about a third of int8's size; its greedy answers drift further from fp32, see bench/RESULTS.md)")
     per_channel: bool = Field(True, description="int8: one scale per output channel instead of per tensor")
     quantize_embeddings: bool = Field(False, description="int8: also store the embedding tables as int8 (the file shrinks from "
                                       "~58 to ~23 MB for MiniLM, but accuracy drops more and varies with the batch; "
@@ -87,6 +99,8 @@ class OnnxExporter(Exporter):
 
     def export(self, job: ExportJob) -> list[ExportedArtifact]:
         options = OnnxOptions.model_validate(job.options.model_dump())
+        if is_causal_lm(job.model):
+            return export_causal_lm(job.model, job.output_dir, causal_lm_variants(options))
         names = present_inputs(job.example_batch, job.input_names)
         inputs = as_tensors(job.example_batch, names)
         probe = tuple(probe_batch(job.example_batch, names).values())
@@ -143,7 +157,14 @@ class OnnxExporter(Exporter):
 
     def load_runner(self, artifact: ExportedArtifact, output_names: Sequence[str]) -> Runner:
         """Run ``artifact`` as the edge runtime will: its prepared graph on CPU when it has one, else
-        the portable graph (on CUDA when onnxruntime has it)."""
+        the portable graph (on CUDA when onnxruntime has it). A causal LM's folder is scored by
+        ``causal_lm_loss_runner`` (outputs ``nll_sum`` and ``token_count``)."""
+        if artifact.details.get("kind") == CAUSAL_LM_KIND:
+            unknown = [name for name in output_names if name not in LOSS_OUTPUTS]
+            if unknown:
+                raise ModelError(f"{artifact.path}: a causal LM export gives the outputs {list(LOSS_OUTPUTS)}, "
+                                 f"not {unknown}", hint="score it with the generation task")
+            return causal_lm_loss_runner(artifact.path)
         session = _session(artifact.path, gpu=True, prepared=artifact.details.get("prepared"))
         declared = [i.name for i in session.get_inputs()]
         graph_outputs = [o.name for o in session.get_outputs()]
@@ -161,6 +182,22 @@ class OnnxExporter(Exporter):
             return dict(zip(wanted, values))
 
         return run
+
+    def load_generator(self, artifact: ExportedArtifact) -> Generator:
+        """Greedy decoding with a causal LM artefact: ``generator(prompts, max_new_tokens)`` -> new ids per prompt.
+
+        ``ModelError`` for an artefact that is not a causal LM folder (``details["kind"] != "causal_lm"``).
+        """
+        if artifact.details.get("kind") != CAUSAL_LM_KIND:
+            raise ModelError(f"{artifact.path}: expected a causal LM export (details kind '{CAUSAL_LM_KIND}'), "
+                             f"got kind {artifact.details.get('kind')!r}",
+                             hint="only models of the generation task are exported with a generator")
+        return causal_lm_generator(artifact.path)
+
+
+def causal_lm_variants(options: OnnxOptions) -> list[str]:
+    """The causal-LM variants ``options`` ask for: ``fp32``, then ``int8`` (``quantize``) and ``int4`` (``int4``)."""
+    return ["fp32"] + (["int8"] if options.quantize else []) + (["int4"] if options.int4 else [])
 
 
 def write_hf_config_files(model: Any, directory: Path) -> list[Path]:

@@ -16,8 +16,20 @@ class LoraOptions(ComponentOptions):
     alpha: int = Field(32, ge=1, description="scaling numerator (scale = alpha / r)")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the adapter input (each adapter then copies its "
                                                              "input: 0.05 measured 30% slower on CPU, see bench/RESULTS.md)")
-    target_modules: list[str] = Field(default_factory=lambda: ["query", "key", "value", "dense"],
-                                      description="names of the linear layers that get adapters")
+    target_modules: list[str] | None = Field(None, description="names of the linear layers that get adapters; default: the "
+                                             "model's own choice (its lora_target_modules attribute: the attention and MLP "
+                                             "projections of a causal LM), else the encoder's query, key, value and dense layers")
+
+
+#: the encoder layers that get adapters when neither the recipe nor the model names others (BERT-family names)
+ENCODER_TARGET_MODULES = ("query", "key", "value", "dense")
+
+
+def default_target_modules(model: object, options: LoraOptions) -> list[str]:
+    """``options.target_modules``, else the model's ``lora_target_modules`` attribute, else ``ENCODER_TARGET_MODULES``."""
+    if options.target_modules is not None:
+        return list(options.target_modules)
+    return list(getattr(model, "lora_target_modules", None) or ENCODER_TARGET_MODULES)
 
 
 class LoraTrainer(Trainer):
@@ -36,7 +48,7 @@ class LoraTrainer(Trainer):
         options: LoraOptions = job.options  # type: ignore[assignment]
         heads = list(getattr(job.model, "head_modules", ()))
         config = LoraConfig(r=options.r, lora_alpha=options.alpha, lora_dropout=options.dropout,
-                            target_modules=options.target_modules, modules_to_save=heads or None)
+                            target_modules=default_target_modules(job.model, options), modules_to_save=heads or None)
         peft_model = get_peft_model(job.model, config)
         peft_model.head_modules = tuple(heads)
         learning_rate = job.settings.learning_rate or self.default_learning_rate

@@ -18,7 +18,7 @@ DECODER_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up
                         "query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h",  # GPT-NeoX, Falcon
                         "fc1", "fc2", "out_proj")  # OPT, Phi
 #: files of the base model folder that a saved model keeps (chat template, tokenizer and generation settings)
-CARRIED_FILES = ("tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "generation_config.json")
+CARRIED_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "generation_config.json")
 #: rows per forward pass when scoring: the logits of a 49k-token vocabulary are large
 SCORING_CHUNK = 8
 
@@ -32,6 +32,8 @@ class CausalLMForSFT(nn.Module):
     """
 
     head_modules: tuple[str, ...] = ()
+    #: exporters recognise a causal LM by this (``plugins/assistant_builder_exporters/causal_lm.py``)
+    is_causal_lm = True
 
     def __init__(self, lm: Any, base_dir: Path | None = None) -> None:
         super().__init__()
@@ -51,13 +53,39 @@ class CausalLMForSFT(nn.Module):
         sums, counts = [], []
         for start in range(0, input_ids.shape[0], chunk):
             rows = slice(start, start + chunk)
-            logits = self.lm(input_ids=input_ids[rows], attention_mask=attention_mask[rows]).logits[:, :-1]
-            targets, mask = input_ids[rows, 1:], loss_mask[rows, 1:].to(logits.dtype)
-            nll = nn.functional.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none") * mask.float()
-            sums.append(nll.sum(dim=1))
-            counts.append(mask.float().sum(dim=1))
+            nll_sum, token_count = self._target_nll(input_ids[rows], attention_mask[rows], loss_mask[rows])
+            sums.append(nll_sum)
+            counts.append(token_count)
         nll_sum, token_count = torch.cat(sums), torch.cat(counts)
         return {"loss": nll_sum.sum() / token_count.sum().clamp(min=1.0), "nll_sum": nll_sum, "token_count": token_count}
+
+    def _target_nll(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                    loss_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per row: summed NLL of the target tokens and their count.
+
+        Logits are computed only at the positions that predict a target (the output layer applied
+        to those hidden states): a 49k-token vocabulary over every position of a batch would take
+        gigabytes, most of it for prompt tokens that carry no loss."""
+        targets = loss_mask[:, 1:].bool()
+        hidden = self._hidden_states(input_ids, attention_mask)
+        if hidden is None:  # a model whose output layer is not a plain projection of the last hidden state
+            logits = self.lm(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][targets]
+        else:
+            logits = self.lm.get_output_embeddings()(hidden[:, :-1][targets])
+        nll = nn.functional.cross_entropy(logits.float(), input_ids[:, 1:][targets], reduction="none")
+        rows = torch.nonzero(targets, as_tuple=True)[0]
+        nll_sum = torch.zeros(input_ids.shape[0], dtype=torch.float32, device=input_ids.device).index_add(0, rows, nll)
+        return nll_sum, targets.float().sum(dim=1)
+
+    def _hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor | None:
+        """The decoder's last hidden states, or ``None`` when logits are more than ``lm_head(hidden)``
+        (logit soft-capping or scaling, as Gemma 2 and Cohere have) or the model has no separate decoder."""
+        config, decoder = self.lm.config, getattr(self.lm, "base_model", None)
+        if decoder is None or decoder is self.lm or self.lm.get_output_embeddings() is None:
+            return None
+        if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None) or getattr(config, "logits_scaling", None):
+            return None
+        return decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     def save_pretrained(self, directory: Path) -> None:
         """The causal LM as a Hugging Face folder, with the base model's chat template and tokenizer settings."""
@@ -82,3 +110,33 @@ def load_causal_lm(directory: Path) -> Any:
 def build_sft_model(base_model: Path) -> CausalLMForSFT:
     """A trainable ``CausalLMForSFT`` from a causal LM folder."""
     return CausalLMForSFT(load_causal_lm(base_model), Path(base_model))
+
+
+def greedy_generator(model: Any, eos_token_ids: list[int], pad_token_id: int) -> Any:
+    """The ``Generator`` (see ``assistant_builder.contracts``) of a ``CausalLMForSFT``: greedy
+    ``generate`` with the key/value cache, one prompt at a time (no padding, so each answer is what a
+    single request to the exported model gets)."""
+    lm = model.lm if hasattr(model, "lm") else model
+
+    def generate(prompts: Any, max_new_tokens: int) -> list[list[int]]:
+        answers = []
+        was_training = lm.training
+        lm.eval()
+        try:
+            with torch.inference_mode():
+                for prompt in prompts:
+                    ids = torch.tensor([list(prompt)], dtype=torch.long)
+                    out = lm.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                                      do_sample=False, eos_token_id=eos_token_ids or None, pad_token_id=pad_token_id,
+                                      temperature=None, top_p=None, top_k=None)
+                    new = out[0, ids.shape[1]:].tolist()
+                    for position, token in enumerate(new):
+                        if token in eos_token_ids:
+                            new = new[:position]
+                            break
+                    answers.append(new)
+        finally:
+            lm.train(was_training)
+        return answers
+
+    return generate

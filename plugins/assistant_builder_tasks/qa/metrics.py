@@ -12,45 +12,15 @@ other metric of the engine, so ``export.max_metric_drop = 0.01`` means one point
 
 from __future__ import annotations
 
-import re
-import string
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from assistant_builder.contracts import Evaluation
+from assistant_builder.toolkit.answer_metrics import exact_match_score, f1_score, normalize_answer
+
+__all__ = ["METRIC_NAMES", "evaluate_answers", "exact_match_score", "f1_score", "normalize_answer", "score_question"]
 
 METRIC_NAMES = ("exact_match", "f1", "has_ans_exact_match", "has_ans_f1", "no_ans_exact_match", "no_ans_f1")
-_PUNCTUATION = set(string.punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalize_answer(text: str) -> str:
-    """Lower text and remove punctuation, articles and extra whitespace (official SQuAD)."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
-
-
-def f1_score(prediction: str, ground_truth: str) -> float:
-    """Token-level F1 between normalized prediction and gold answer (official SQuAD v1.1)."""
-    prediction_tokens = normalize_answer(prediction).split()
-    truth_tokens = normalize_answer(ground_truth).split()
-    common = Counter(prediction_tokens) & Counter(truth_tokens)
-    same = sum(common.values())
-    if same == 0:
-        return 0.0
-    precision = same / len(prediction_tokens)
-    recall = same / len(truth_tokens)
-    return 2 * precision * recall / (precision + recall)
-
-
-def exact_match_score(prediction: str, ground_truth: str) -> float:
-    """1.0 if prediction and gold answer normalize to the same string."""
-    return float(normalize_answer(prediction) == normalize_answer(ground_truth))
-
-
 def score_question(prediction: str, golds: Sequence[str]) -> tuple[float, float]:
     """``(exact_match, f1)`` of one prediction: max over golds; no golds = unanswerable question."""
     if not golds:
