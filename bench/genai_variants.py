@@ -13,8 +13,9 @@ written for this benchmark) go through the chat template; PyTorch's greedy answe
 
 * ``exact``: answers whose tokens equal PyTorch's; ``prefix``: mean share of PyTorch's answer
   tokens reproduced before the first difference; ``vs fp32``: exact matches with the fp32 export;
-* ``nll``: mean negative log-likelihood per token of PyTorch's answers under the variant (loss
-  runner; PyTorch's own value is printed for reference);
+* ``top-1`` and ``nll``, with PyTorch's answers fed in (teacher forcing, no drift): the share of
+  answer positions where the variant's most likely token is PyTorch's, and the mean negative
+  log-likelihood per answer token (the exporter's loss runner; PyTorch's own value is printed);
 * ``ttft ms`` (median time to first token, prefill included), ``tok/s`` (median decoding rate
   after the first token) and the folder size.
 
@@ -26,6 +27,7 @@ that differ from PyTorch's (``--show``).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -54,14 +56,15 @@ DEFAULT_VARIANTS = [
     "fp32=fp32",
     "int8-default=int8",
     "int8-acc1=int8:accuracy_level=1",
+    "int8-lm-fp32=int8:nodes_to_exclude=/lm_head/MatMul",
+    "int8-asym=int8:is_symmetric=false",
     "int8-b128=int8:block_size=128",
     "int4-default=int4",
-    "int4-acc1=int4:accuracy_level=1",
-    "int4-lm8=int4:matmul_mixed_precision=last_matmul:int8",
-    "int4-lm8-unshared=int4:shared_embeddings=false,matmul_mixed_precision=last_matmul:int8",
-    "int4-kquant-mixed=int4:algo_config=k_quant,matmul_mixed_precision=last_matmul:int8;mixed_layers:int8",
-    "int4-kquant-mixed-unshared=int4:shared_embeddings=false,algo_config=k_quant,matmul_mixed_precision=last_matmul:int8;mixed_layers:int8",
+    "int4-asym=int4:is_symmetric=false",
     "int4-b128=int4:block_size=128",
+    "int4-lm8=int4:shared_embeddings=false,matmul_mixed_precision=last_matmul:int8",
+    "int4-kquant-mixed=int4:algo_config=k_quant,matmul_mixed_precision=last_matmul:int8;mixed_layers:int8",
+    "int4-asym-kquant-mixed=int4:is_symmetric=false,algo_config=k_quant,matmul_mixed_precision=last_matmul:int8;mixed_layers:int8",
 ]
 
 
@@ -121,6 +124,35 @@ def torch_answers(folder: Path, prompts: list[list[int]], max_new_tokens: int) -
     return answers, nll / max(count, 1)
 
 
+def teacher_forced(folder: Path, prompts: list[list[int]], reference: list[list[int]]) -> tuple[float, float]:
+    """PyTorch's answers fed to the variant: mean NLL per answer token (the exporter's loss runner) and the
+    share of answer positions where the variant's most likely next token is PyTorch's (top-1 agreement)."""
+    import numpy as np
+
+    from assistant_builder.runtime.sessions import open_session
+    from assistant_builder_exporters.causal_lm import _feed, causal_lm_loss_runner
+
+    runner = causal_lm_loss_runner(folder)
+    session = open_session(folder / "model.onnx")[0]
+    inputs = {i.name: i for i in session.get_inputs()}
+    past = [name for name in inputs if name.startswith("past_key_values.")]
+    decoder = json.loads((folder / "genai_config.json").read_text())["model"]["decoder"]
+    nll = agree = count = 0
+    for prompt, answer in zip(prompts, reference):
+        if not answer:
+            continue
+        ids = np.array([prompt + answer], dtype=np.int64)
+        mask = np.zeros_like(ids)
+        mask[0, len(prompt):] = 1
+        out = runner({"input_ids": ids, "attention_mask": np.ones_like(ids), "loss_mask": mask})
+        nll += float(out["nll_sum"][0])
+        count += int(out["token_count"][0])
+        feed = _feed(inputs, past, ids, np.ones_like(ids), decoder["num_key_value_heads"], decoder["head_size"])
+        logits = session.run(["logits"], feed)[0][0, len(prompt) - 1:-1]
+        agree += int((logits.argmax(axis=1) == np.array(answer)).sum())
+    return nll / max(count, 1), agree / max(count, 1)
+
+
 def folder_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) / 1e6
 
@@ -141,7 +173,7 @@ def main() -> None:
     import numpy as np
 
     from assistant_builder.runtime.generation import GenaiModel, GenerationSettings, timed_generate
-    from assistant_builder_exporters.causal_lm import causal_lm_loss_runner, run_builder
+    from assistant_builder_exporters.causal_lm import run_builder
 
     source = model_folder(args.model)
     variants = [parse_variant(spec) for spec in args.variants]
@@ -177,33 +209,23 @@ def main() -> None:
         rows = []
         fp32 = answers.get("fp32")
         for name, precision, options in variants:
-            runner = causal_lm_loss_runner(work / name)
-            nll, count = 0.0, 0
-            for prompt, answer in zip(prompts, reference):
-                if not answer:
-                    continue
-                ids = np.array([prompt + answer], dtype=np.int64)
-                mask = np.zeros_like(ids)
-                mask[0, len(prompt):] = 1
-                out = runner({"input_ids": ids, "attention_mask": np.ones_like(ids), "loss_mask": mask})
-                nll += float(out["nll_sum"][0])
-                count += int(out["token_count"][0])
+            nll, top1 = teacher_forced(work / name, prompts, reference)
             got = answers[name]
             exact = sum(a == r for a, r in zip(got, reference))
             prefix = statistics.mean(common_prefix(a, r) / max(len(r), 1) for a, r in zip(got, reference))
             same_fp32 = sum(a == b for a, b in zip(got, fp32)) if fp32 is not None else None
-            rows.append((name, precision, options, exact, prefix, same_fp32, nll / max(count, 1),
+            rows.append((name, precision, options, exact, prefix, same_fp32, top1, nll,
                          statistics.median(ttft[name]), statistics.median(rate[name]) if rate[name] else 0.0,
                          folder_mb(work / name)))
         tokenizer: Any = models[names[0]].tokenizer
         print(f"\nmodel: {source.name}; {len(prompts)} prompts, greedy, at most {args.max_new_tokens} new tokens; "
               f"PyTorch nll/token of its own answers: {torch_nll:.4f}\n")
-        print("| variant | precision | builder options | exact | prefix | vs fp32 | nll/token | ttft ms | tok/s | MB |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        for name, precision, options, exact, prefix, same, nll, first, speed, size in rows:
+        print("| variant | precision | builder options | exact | prefix | vs fp32 | top-1 | nll/token | ttft ms | tok/s | MB |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for name, precision, options, exact, prefix, same, top1, nll, first, speed, size in rows:
             opts = " ".join(f"{k}={v}" for k, v in options.items()) or "-"
             print(f"| {name} | {precision} | {opts} | {exact}/{len(prompts)} | {prefix:.2f} | "
-                  f"{'-' if same is None else f'{same}/{len(prompts)}'} | {nll:.4f} | {first:.1f} | {speed:.1f} | {size:.0f} |")
+                  f"{'-' if same is None else f'{same}/{len(prompts)}'} | {top1:.3f} | {nll:.4f} | {first:.1f} | {speed:.1f} | {size:.0f} |")
         for name, error in broken.items():
             print(f"| {name} | fails to load: {error} |")
         if args.show:

@@ -5,8 +5,10 @@ of ``tokenizer_config.json``) over ``messages`` (``{"role", "content"}`` dicts),
 ``add_generation_prompt`` and the special tokens (``bos_token``, ``eos_token``...). It is rendered
 here as ``transformers``' ``apply_chat_template`` renders it: a sandboxed, immutable Jinja
 environment with ``trim_blocks``/``lstrip_blocks``, the ``loopcontrols`` extension,
-``raise_exception``, ``strftime_now`` and a ``tojson`` filter that keeps non-ASCII text. A model
-without a template gets ``FALLBACK_TEMPLATE``.
+``raise_exception``, ``strftime_now``, a ``tojson`` filter that keeps non-ASCII text, a
+``namespace()`` that refuses underscore names, ``{% generation %}`` blocks (rendered as their
+body), and ``tools`` / ``documents`` set to ``None``. A model without a template gets
+``FALLBACK_TEMPLATE``.
 
 ``assistant_spans`` finds where each assistant message sits in the rendered text (what the
 loss is computed on) by rendering prefixes of the conversation. Torch-free; imports jinja2 inside
@@ -26,13 +28,18 @@ from assistant_builder.errors import DataError
 
 __all__ = ["FALLBACK_TEMPLATE", "assistant_spans", "load_chat_template", "render_chat", "special_tokens"]
 
-#: for a model without a chat template: "role: content" lines, each assistant turn ended by the eos token
+#: for a model without a chat template: one ``role: content`` line per message, each assistant message
+#: ended by the eos token, and the generation prompt ``assistant:``. The space after the colon is
+#: written with the content, not the prompt, so a prompt never ends in a space (a byte-level BPE
+#: merges a space into the next word: ``" Paris"`` is one token, which the model then generates);
+#: newlines are written as ``{{ '\n' }}`` because ``trim_blocks`` drops a newline after a tag.
 FALLBACK_TEMPLATE = (
     "{% for message in messages %}"
-    "{{ message['role'] }}: {{ message['content'] }}"
-    "{% if message['role'] == 'assistant' %}{{ eos_token }}{% endif %}\n"
+    "{{ message['role'] + ': ' + message['content'] }}"
+    "{% if message['role'] == 'assistant' %}{{ eos_token }}{% endif %}"
+    "{{ '\\n' }}"
     "{% endfor %}"
-    "{% if add_generation_prompt %}assistant: {% endif %}"
+    "{% if add_generation_prompt %}{{ 'assistant:' }}{% endif %}"
 )
 _TOKEN_NAMES = ("bos_token", "eos_token", "pad_token", "unk_token")
 
@@ -79,16 +86,62 @@ def _raise(message: str) -> None:
     raise DataError(f"the chat template refused the conversation: {message}")
 
 
+def _tojson(value: Any, ensure_ascii: bool = False, indent: int | str | None = None,
+            separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:
+    """Jinja's ``tojson`` as chat templates expect it: plain ``json.dumps``, non-ASCII kept, no HTML escaping."""
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+def _strftime_now(format: str) -> str:  # noqa: A002 - the name templates call it with
+    return datetime.now().strftime(format)
+
+
 @lru_cache(maxsize=16)
 def _compiled(template: str) -> Any:
-    from jinja2 import TemplateError
+    from jinja2 import TemplateError, nodes
+    from jinja2.ext import Extension
     from jinja2.sandbox import ImmutableSandboxedEnvironment
+    from jinja2.utils import Namespace
 
-    environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
-    environment.filters["tojson"] = lambda value, indent=None, separators=None, sort_keys=False: json.dumps(
-        value, ensure_ascii=False, indent=indent, separators=separators, sort_keys=sort_keys)
+    class GenerationBlock(Extension):
+        """``{% generation %}...{% endgeneration %}`` (templates written for transformers'
+        ``return_assistant_tokens_mask``) renders its body; the spans come from ``assistant_spans``."""
+
+        tags = {"generation"}
+
+        def parse(self, parser: Any) -> Any:
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+            return nodes.CallBlock(self.call_method("_body"), [], [], body).set_lineno(lineno)
+
+        def _body(self, caller: Any) -> str:
+            return caller()
+
+    class SafeNamespace(Namespace):
+        """``namespace()`` that refuses underscore names (no reaching CPython internals)."""
+
+        def __init__(*args: Any, **kwargs: Any) -> None:  # noqa: N805 - Namespace's own signature trick
+            self, rest = args[0], args[1:]
+            attributes = dict(*rest, **kwargs)
+            for name in attributes:
+                SafeNamespace._check(name)
+            Namespace.__init__(self, attributes)
+
+        def __setitem__(self, name: str, value: Any) -> None:
+            SafeNamespace._check(name)
+            Namespace.__setitem__(self, name, value)
+
+        @staticmethod
+        def _check(name: Any) -> None:
+            if isinstance(name, str) and name.startswith("_"):
+                raise DataError(f"the chat template sets the namespace attribute {name!r}; names starting with '_' are refused")
+
+    environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                                extensions=[GenerationBlock, "jinja2.ext.loopcontrols"])
+    environment.filters["tojson"] = _tojson
     environment.globals["raise_exception"] = _raise
-    environment.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    environment.globals["strftime_now"] = _strftime_now
+    environment.globals["namespace"] = SafeNamespace
     try:
         return environment.from_string(template)
     except TemplateError as error:
@@ -98,14 +151,22 @@ def _compiled(template: str) -> Any:
 
 def render_chat(template: str, messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = False,
                 tokens: Mapping[str, str] | None = None) -> str:
-    """``messages`` rendered with ``template`` (see the module docstring); a template error is a ``DataError``."""
+    """``messages`` rendered with ``template`` as ``apply_chat_template(tokenize=False)`` renders them.
+
+    The template sees ``messages`` (plain dicts), ``add_generation_prompt``, ``tools`` and
+    ``documents`` (``None``) and each of ``tokens`` by name (``bos_token``, ``eos_token``...). A
+    template that does not compile, fails while rendering, or calls ``raise_exception`` raises a
+    ``DataError`` saying why.
+    """
     from jinja2 import TemplateError
 
+    variables = {"tools": None, "documents": None, **dict(tokens or {})}
     try:
         return _compiled(template).render(messages=[dict(m) for m in messages], add_generation_prompt=add_generation_prompt,
-                                          **dict(tokens or {}))
-    except TemplateError as error:
-        raise DataError(f"the chat template failed on a conversation: {error}") from None
+                                          **variables)
+    except (TemplateError, TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
+        raise DataError(f"the chat template failed on a conversation ({type(error).__name__}: {error})",
+                        hint="check the template against the messages (roles, order), or set task.options.chat_template") from None
 
 
 def assistant_spans(template: str, messages: Sequence[Mapping[str, str]],
@@ -126,8 +187,9 @@ def assistant_spans(template: str, messages: Sequence[Mapping[str, str]],
         before = render_chat(template, messages[:index], add_generation_prompt=True, tokens=tokens)
         through = render_chat(template, messages[: index + 1], tokens=tokens)
         if not full.startswith(through) or not through.startswith(before):
-            raise DataError(f"the chat template renders message {index + 1} differently once later messages follow, so its "
-                            "tokens cannot be found for the loss",
+            raise DataError(f"the chat template renders the conversation up to message {index + 1} (an assistant message) "
+                            "differently once later messages follow (a rendered prefix is not a prefix of the whole), so "
+                            "the message's tokens cannot be located for the loss",
                             hint="use a template that renders each turn independently (set task.options.chat_template)")
         spans.append((len(before), len(through)))
     return full, spans

@@ -21,7 +21,7 @@ when the task model offers ``hf_config_files()`` (the built-in tasks do) its ``c
 
 A causal LM (a task model with ``is_causal_lm = True``, the ``generation`` task's) takes another
 path, ``causal_lm.py``: onnxruntime-genai's model builder writes one folder per variant
-(``fp32/``, with ``quantize`` also ``int8/``, with ``int4`` also ``int4/``) holding a graph with
+(``fp32/``, with ``quantize`` also ``int8/``: int8 block-quantised weights) holding a graph with
 a key/value cache, ``genai_config.json`` and the tokenizer files; ``load_runner`` scores it
 (``nll_sum``/``token_count``) and ``load_generator`` decodes greedily with onnxruntime-genai.
 
@@ -69,10 +69,7 @@ class OnnxOptions(ComponentOptions):
 
     opset: int = Field(17, ge=14, le=20, description="ONNX opset (14-20, the range of the TorchScript-based exporter)")
     optimize: bool = Field(False, description="fuse attention, LayerNorm and GELU with ONNX Runtime's transformer optimizer (off by default: measured no faster on 2-core CPUs, see bench/RESULTS.md)")
-    quantize: bool = Field(False, description="also write model.int8.onnx with int8 dynamically quantised weights "
-                           "(causal LMs: an int8/ folder with int8 block-quantised weights)")
-    int4: bool = Field(False, description="causal LMs only: also write an int4/ folder with int4 block-quantised weights "
-                       "(about a third of int8's size; its greedy answers drift further from fp32, see bench/RESULTS.md)")
+    quantize: bool = Field(False, description="also write model.int8.onnx with int8 dynamically quantised weights")
     per_channel: bool = Field(True, description="int8: one scale per output channel instead of per tensor")
     quantize_embeddings: bool = Field(False, description="int8: also store the embedding tables as int8 (the file shrinks from "
                                       "~58 to ~23 MB for MiniLM, but accuracy drops more and varies with the batch; "
@@ -196,8 +193,13 @@ class OnnxExporter(Exporter):
 
 
 def causal_lm_variants(options: OnnxOptions) -> list[str]:
-    """The causal-LM variants ``options`` ask for: ``fp32``, then ``int8`` (``quantize``) and ``int4`` (``int4``)."""
-    return ["fp32"] + (["int8"] if options.quantize else []) + (["int4"] if options.int4 else [])
+    """The causal-LM variants ``options`` ask for: ``fp32``, then ``int8`` when ``quantize`` is on.
+
+    The int8-only options (``per_channel``, ``accuracy_aware``...) do not apply: the builder's int8
+    is block-wise (``causal_lm.VARIANTS``). int4 is not offered: measured too far from fp32 on
+    SmolLM2-135M (``bench/genai_variants.py``); ``export_causal_lm`` still builds it when asked.
+    """
+    return ["fp32"] + (["int8"] if options.quantize else [])
 
 
 def write_hf_config_files(model: Any, directory: Path) -> list[Path]:

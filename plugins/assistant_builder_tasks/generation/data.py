@@ -27,11 +27,14 @@ from assistant_builder.errors import DataError
 
 ROLES = ("system", "user", "assistant")
 KINDS = ("messages", "prompt_completion", "text")
+_CELL_HINT = 'a cell holds e.g. [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]'
 _INPUT_HINT = 'e.g. "How do I reset it?", {"prompt": "How do I reset it?"} or {"messages": [{"role": "user", "content": "..."}]}'
 
 
 @dataclass(frozen=True)
 class Message:
+    """One turn: ``role`` is one of ``ROLES``, ``content`` its text."""
+
     role: str
     content: str
 
@@ -61,6 +64,7 @@ class Conversation:
 
     @property
     def reference(self) -> str | None:
+        """The answer generated text is scored against: ``completion``."""
         return self.completion
 
 
@@ -74,32 +78,52 @@ class GenerationFields:
     text: str = "text"
 
 
-def _json_list(value: Any) -> Any:
-    """A CSV/Parquet cell holding a JSON list of messages, parsed; anything else unchanged."""
-    if isinstance(value, str) and value.lstrip().startswith("["):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
+def _json_list(value: Any, at: str, strict: bool = True) -> Any:
+    """A CSV/Parquet cell holding a JSON list of messages, parsed; anything else unchanged.
+
+    ``strict`` (a messages column, where text is never valid): malformed JSON is a ``DataError``.
+    Otherwise (a prompt or completion, which may be text such as ``"[Urgent] my order..."``) a
+    string is parsed only if it is a JSON list of objects, and kept as text if not.
+    """
+    if not (isinstance(value, str) and value.lstrip().startswith("[")):
+        return value
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as error:
+        if not strict:
             return value
-    return value
+        raise DataError(f"{at}: malformed JSON list of messages ({error.msg} at column {error.colno})", hint=_CELL_HINT) from None
+    if not strict and not (isinstance(parsed, list) and parsed and all(isinstance(item, Mapping) for item in parsed)):
+        return value
+    return parsed
+
+
+def _at(where: str, field: str) -> str:
+    return f"{where}: {field}" if where else field
 
 
 def parse_messages(value: Any, where: str, field: str) -> list[Message]:
-    """A list of ``{"role", "content"}`` dicts as ``Message``s; ``DataError`` naming ``where`` and ``field``."""
-    value = _json_list(value)
+    """A list of ``{"role", "content"}`` dicts (or a JSON string of one) as ``Message``s.
+
+    Roles must be one of ``ROLES`` (``tool`` and others are refused), contents strings, assistant
+    contents not blank. Errors are ``DataError``s that start with ``where: field`` (just ``field``
+    when ``where`` is empty).
+    """
+    value = _json_list(value, _at(where, field))
     if not isinstance(value, list) or not value:
-        raise DataError(f"{where}: {field}: expected a non-empty list of {{\"role\", \"content\"}} messages, got {value!r:.80}")
+        raise DataError(f"{_at(where, field)}: expected a non-empty list of {{\"role\", \"content\"}} messages, got {value!r:.80}")
     messages = []
     for number, item in enumerate(value, start=1):
+        at = _at(where, f"{field}[{number}]")
         if not isinstance(item, Mapping):
-            raise DataError(f"{where}: {field}[{number}]: expected an object with \"role\" and \"content\", got {item!r:.80}")
+            raise DataError(f"{at}: expected an object with \"role\" and \"content\", got {item!r:.80}")
         role, content = item.get("role"), item.get("content")
         if role not in ROLES:
-            raise DataError(f"{where}: {field}[{number}]: unknown role {role!r}; expected one of {', '.join(ROLES)}")
+            raise DataError(f"{at}: unknown role {role!r}; expected one of {', '.join(ROLES)}")
         if not isinstance(content, str):
-            raise DataError(f"{where}: {field}[{number}]: expected \"content\" to be a string, got {content!r:.80}")
+            raise DataError(f"{at}: expected \"content\" to be a string, got {content!r:.80}")
         if role == "assistant" and not content.strip():
-            raise DataError(f"{where}: {field}[{number}]: empty assistant message; expected the answer the model should learn")
+            raise DataError(f"{at}: empty assistant message; expected the answer the model should learn")
         messages.append(Message(role, content))
     return messages
 
@@ -117,7 +141,8 @@ def parse_record(row: Mapping[str, Any], where: str, fields: GenerationFields) -
             missing = fields.completion if present(fields.prompt) else fields.prompt
             raise DataError(f"{where}: missing field '{missing}'; a prompt-completion record needs both '{fields.prompt}' and "
                             f"'{fields.completion}'")
-        prompt, completion = _json_list(row[fields.prompt]), _json_list(row[fields.completion])
+        prompt = _json_list(row[fields.prompt], f"{where}: {fields.prompt}", strict=False)
+        completion = _json_list(row[fields.completion], f"{where}: {fields.completion}", strict=False)
         if isinstance(prompt, str):
             if not prompt.strip():
                 raise DataError(f"{where}: {fields.prompt}: empty prompt; expected the text the model answers")
@@ -179,16 +204,16 @@ def parse_generation_input(raw: Any) -> Conversation:
         return Conversation((Message("user", raw),), "messages", "input")
     if not isinstance(raw, Mapping):
         raise DataError(f"expected a prompt string or an object with \"prompt\" or \"messages\", got {raw!r:.80}", hint=_INPUT_HINT)
-    value = raw.get("messages", raw.get("prompt"))
+    value = raw.get("messages") if raw.get("messages") is not None else raw.get("prompt")
     if isinstance(value, str):
         return parse_generation_input(value)
     if value is None:
         raise DataError(f"expected a field \"prompt\" or \"messages\", got keys {', '.join(sorted(map(str, raw))) or 'none'}",
                         hint=_INPUT_HINT)
-    field = "messages" if "messages" in raw else "prompt"
-    messages = parse_messages(value, "input", field)
+    field = "messages" if raw.get("messages") is not None else "prompt"
+    messages = parse_messages(value, "", field)
     if messages[-1].role == "assistant":
-        raise DataError(f"input: {field}: the conversation ends with an assistant message; expected it to end with the user's "
+        raise DataError(f"{field}: the conversation ends with an assistant message; expected it to end with the user's "
                         "message the model should answer", hint=_INPUT_HINT)
     return Conversation(tuple(messages), "messages", "input")
 

@@ -8,10 +8,15 @@ model learns to stop), 0 elsewhere; a token that starts inside an assistant span
 appended, every token a target. ``prompt_ids`` are the tokens of the prompt with the generation
 prompt (what generation starts from).
 
-Training keeps the tokenisation of the whole conversation. A byte-level BPE never merges across
-the special tokens a chat template puts between turns, so the prompt's tokens are the same at the
-start of both; with a template that has no such boundary a merge across it could differ by a
-token, which moves where the loss starts by one token and nothing else.
+Training keeps the tokenisation of the whole conversation; ``prompt_ids`` are the prompt text
+tokenised alone. The two agree on the prompt's tokens (``EncodedConversation.prompt_is_prefix``)
+when no BPE merge crosses the end of the generation prompt: the special tokens of a ChatML-style
+template (``<|im_start|>assistant\n``) and the fallback template's ``assistant:`` (its space goes
+with the answer) are such boundaries. A template whose generation prompt ends in a space merges it
+into the answer's first word in the full text, so the prompt alone ends in a lone space token the
+model never saw before an answer, and that first word's token starts before the answer's span (it
+is then no target unless the tokenizer trims spaces off its offsets, as a ``ByteLevel`` post-processor
+does). Nothing is re-tokenised to hide it: check ``prompt_is_prefix`` to catch it.
 
 An example longer than ``model.max_length`` is left out, never truncated: a truncated completion
 would teach the model to stop mid-sentence. ``long_examples_finding`` tells the user how many.
@@ -42,6 +47,7 @@ class ChatFormat:
 
     @classmethod
     def from_model_dir(cls, model_dir: Path) -> ChatFormat:
+        """The model folder's template (else ``FALLBACK_TEMPLATE``, ``has_template`` False) and special tokens."""
         template = load_chat_template(model_dir)
         tokens = special_tokens(model_dir)
         return cls(template or FALLBACK_TEMPLATE, tokens, tokens.get("eos_token"), template is not None)
@@ -53,9 +59,17 @@ class ChatFormat:
 
 @dataclass(frozen=True)
 class EncodedConversation:
+    """One tokenised example: ``input_ids``, its ``loss_mask`` (1 = a target token, same length) and
+    the ``prompt_ids`` generation starts from (empty for plain text)."""
+
     input_ids: list[int]
     loss_mask: list[int]
     prompt_ids: list[int]
+
+    @property
+    def prompt_is_prefix(self) -> bool:
+        """True when the whole conversation's tokens start with ``prompt_ids`` (see the module docstring)."""
+        return self.input_ids[: len(self.prompt_ids)] == self.prompt_ids
 
 
 def _dicts(messages: Sequence[Message]) -> list[dict[str, str]]:

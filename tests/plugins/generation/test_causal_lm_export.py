@@ -187,8 +187,30 @@ def test_stream_text_and_timing(exported) -> None:  # type: ignore[no-untyped-de
 def test_variants_follow_the_options() -> None:
     assert causal_lm_variants(OnnxOptions()) == ["fp32"]
     assert causal_lm_variants(OnnxOptions(quantize=True)) == ["fp32", "int8"]
-    assert causal_lm_variants(OnnxOptions(quantize=True, int4=True)) == ["fp32", "int8", "int4"]
     assert set(VARIANTS) == {"fp32", "int8", "int4"}
+
+
+def test_quantize_adds_an_optional_int8_folder(exported, sft_model, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import assistant_builder_exporters.causal_lm as causal_lm
+
+    exporter, artifacts = exported
+    calls = []
+
+    def fake_builder(source: Path, target: Path, precision: str, options: dict, *, cache_dir: Path) -> None:
+        calls.append((precision, dict(options)))
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("model.onnx", "model.onnx.data", "genai_config.json"):  # the builder's own files; the rest is carried
+            shutil.copy2(artifacts[0].path / name, target / name)
+
+    monkeypatch.setattr(causal_lm, "run_builder", fake_builder)
+    job = ExportJob(sft_model, {}, ("input_ids", "attention_mask"), ("nll_sum", "token_count"), tmp_path,
+                    exporter.Options(quantize=True))
+    made = exporter.export(job)
+    assert [(a.variant, a.optional, a.path) for a in made] == [("fp32", False, tmp_path / "fp32"), ("int8", True, tmp_path / "int8")]
+    assert calls == [("fp32", {}), ("int8", dict(VARIANTS["int8"].options))]
+    assert made[1].details["precision"] == "int8" and made[1].details["builder_options"] == dict(VARIANTS["int8"].options)
+    assert {"tokenizer.json", "chat_template.jinja", "generation_config.json"} <= {p.name for p in (tmp_path / "int8").iterdir()}
 
 
 def test_load_generator_refuses_other_artefacts(exported, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
