@@ -197,8 +197,11 @@ def _problems(directory: Path, manifest: Any) -> list[str]:
             problems.append(f"{key}: expected {expected}, got {json.dumps(manifest[key])[:80]}")
     if isinstance(manifest.get("models"), dict):
         for variant, name in manifest["models"].items():
-            if isinstance(name, str) and name and not (directory / name).is_file():
-                problems.append(f"models.{variant}: model file {name} is missing from the bundle")
+            path = directory / name if isinstance(name, str) and name else None
+            folder = _is_model_folder(manifest, variant)
+            if path is not None and not (path.is_dir() if folder else path.is_file()):
+                kind = "model folder" if folder else "model file"
+                problems.append(f"models.{variant}: {kind} {name} is missing from the bundle")
     if not (directory / TOKENIZER).is_file():
         problems.append(f"{TOKENIZER}: expected next to the manifest, but the file is missing")
     return problems
@@ -221,3 +224,10 @@ def read_bundle(path: str | Path) -> Bundle:
         raise ModelError(f"invalid bundle ({len(problems)} problem{'s' if len(problems) != 1 else ''}):\n{lines}",
                          hint="re-export the model with `builder run` (export.formats including 'onnx')")
     return Bundle(directory, manifest)
+
+
+def _is_model_folder(manifest: Mapping[str, Any], variant: str) -> bool:
+    """Whether ``variant`` is a folder (a causal LM's onnxruntime-genai model: graph, weights, genai_config.json)."""
+    details = manifest.get("model_details")
+    entry = details.get(variant) if isinstance(details, dict) else None
+    return isinstance(entry, dict) and entry.get("kind") == "causal_lm"
