@@ -23,7 +23,8 @@ __all__ = ["PAYLOAD_KEYS", "answer_gold", "char_entities_to_token_spans", "check
            "default_confidence", "lowest_entity_score", "require_bool", "require_label", "supports_feedback", "top_margin"]
 
 #: payload keys of a store record, per labelling kind
-PAYLOAD_KEYS: dict[str, tuple[str, ...]] = {"text_class": ("text",), "token_spans": ("tokens",), "answer_span": ("question", "context")}
+PAYLOAD_KEYS: dict[str, tuple[str, ...]] = {"text_class": ("text",), "token_spans": ("tokens",), "answer_span": ("question", "context"),
+                                             "response": ("messages",)}
 
 
 def supports_feedback(task: Task | type[Task]) -> bool:
@@ -167,6 +168,13 @@ def check_record(kind: str, record: Any) -> list[str]:
     if kind == "token_spans":
         if not isinstance(payload["tokens"], list) or not payload["tokens"] or not all(isinstance(t, str) for t in payload["tokens"]):
             problems.append(f"payload.tokens: expected a non-empty list of strings, got {shown(payload['tokens'])}")
+    elif kind == "response":
+        messages = payload["messages"]
+        if not isinstance(messages, list) or not messages or not all(
+                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages):
+            problems.append(f"payload.messages: expected a non-empty list of {{\"role\", \"content\"}} strings, got {shown(messages)}")
+        if not isinstance(record.gold, (str, type(None))) or record.gold == "":
+            problems.append(f"gold: expected the response (a non-empty string) or null, got {shown(record.gold)}")
     elif not all(isinstance(payload[key], str) and payload[key] for key in keys):
         problems.append(f"payload: expected non-empty strings in {', '.join(keys)}, got {shown(payload)}")
     try:

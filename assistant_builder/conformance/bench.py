@@ -17,6 +17,23 @@ from assistant_builder.contracts import ComponentOptions, Feature, Task, TaskDat
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 MAX_LENGTH = 64
+#: a generative task's conversations (chat template, system prompt, answer) need more room
+GENERATIVE_MAX_LENGTH = 256
+
+
+def max_length_for(task: Task) -> int:
+    """The ``max_length`` the conformance checks encode ``task``'s sample data with."""
+    from assistant_builder.contracts import is_generative
+
+    return GENERATIVE_MAX_LENGTH if is_generative(task) else MAX_LENGTH
+
+
+def options_for(task: Task, model_dir: Path) -> Any:
+    """``task``'s default options, settled for ``model_dir`` as the engine settles them (``prepare_for_model``)."""
+    from assistant_builder.contracts import is_generative
+
+    options = task.Options()
+    return task.prepare_for_model(options, model_dir, max_length_for(task)) if is_generative(task) else options
 
 
 def sample_section(task: Task, directory: Path) -> Any:
@@ -66,11 +83,12 @@ def load_bench(task: Task, model_dir: Path, work_dir: Path) -> TaskBench:
     data = sample_section(task, work_dir / "data")
     if data is None:
         raise RuntimeError(f"task '{task.name}' has no sample data")
-    options = task.Options()
+    options = options_for(task, model_dir)
     loaded = task.load_data(data, options)
-    tokenizer = load_tokenizer(model_dir, MAX_LENGTH)
-    train = task.encode(loaded.train, tokenizer, loaded.labels, options, MAX_LENGTH)
-    valid = task.encode(loaded.validation, tokenizer, loaded.labels, options, MAX_LENGTH)
+    length = max_length_for(task)
+    tokenizer = load_tokenizer(model_dir, length)
+    train = task.encode(loaded.train, tokenizer, loaded.labels, options, length)
+    valid = task.encode(loaded.validation, tokenizer, loaded.labels, options, length)
     return TaskBench(task, options, loaded, tokenizer, pad_token_id(tokenizer), train, valid, model_dir)
 
 
@@ -100,6 +118,19 @@ class Workspace:
 
             self.model_dir = make_tiny_bert(self.scratch("tiny-bert"))
         return self.model_dir
+
+    def tiny_causal_lm(self) -> Path:
+        if getattr(self, "_causal_lm_dir", None) is None:
+            from assistant_builder.conformance.tiny_causal_lm import make_tiny_causal_lm
+
+            self._causal_lm_dir = make_tiny_causal_lm(self.scratch("tiny-causal-lm"))
+        return self._causal_lm_dir
+
+    def model_for(self, task: Task) -> Path:
+        """The tiny model ``task`` is checked with: a causal LM for a generative task, else the tiny BERT."""
+        from assistant_builder.contracts import is_generative
+
+        return self.tiny_causal_lm() if is_generative(task) else self.tiny_model()
 
     def reference_bench(self) -> TaskBench:
         """The reference task on its sample data: what trainers and exporters are checked with."""

@@ -21,7 +21,7 @@ from typing import Any
 
 from assistant_builder.conformance.bench import Workspace, load_bench
 from assistant_builder.conformance.results import PASS, SKIP, CheckFailed, Recorder, expect
-from assistant_builder.contracts import StoreRecord, Task
+from assistant_builder.contracts import is_generative, StoreRecord, Task
 from assistant_builder.errors import DataError
 
 #: a correction value no task accepts
@@ -45,7 +45,7 @@ def check_task_feedback(recorder: Recorder, task_class: type[Task], workspace: W
     def records() -> str:
         from assistant_builder.feedback import check_record
 
-        bench = load_bench(task, workspace.tiny_model(), workspace.scratch(f"feedback-{task.name}"))
+        bench = load_bench(task, workspace.model_for(task), workspace.scratch(f"feedback-{task.name}"))
         state["bench"] = bench
         labels = bench.data.labels
         examples = [*bench.data.train, *bench.data.validation]
@@ -76,6 +76,9 @@ def check_task_feedback(recorder: Recorder, task_class: type[Task], workspace: W
         outputs = run_features(torch_runner(model, task.output_names), bench.valid_features, bench.pad_id, task.output_names,
                                task.sequence_outputs)
         predictions = task.decode(outputs, bench.valid_features, bench.data.validation, bench.data.labels, bench.options)
+        if is_generative(task):  # the guess a user confirms or corrects is the generated answer
+            predictions = task.add_completions(predictions, bench.valid_features, bench.data.validation,
+                                               task.torch_generator(model, bench.options), bench.tokenizer, bench.options)
         state["predictions"] = predictions
         for number, (example, prediction) in enumerate(zip(bench.data.validation, predictions)):
             guess = task.prediction_gold(example, prediction)

@@ -13,9 +13,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from assistant_builder.conformance.bench import MAX_LENGTH, MODEL_INPUTS, TaskBench, Workspace, sample_section
+from assistant_builder.conformance.bench import MODEL_INPUTS, TaskBench, Workspace, max_length_for, options_for, sample_section
 from assistant_builder.conformance.results import CheckFailed, Recorder, expect
-from assistant_builder.contracts import Evaluation, Task, TaskData
+from assistant_builder.contracts import Evaluation, Task, TaskData, is_generative
 
 
 def _round(values: dict[str, Any]) -> str:
@@ -53,17 +53,18 @@ def check_task_round_trip(recorder: Recorder, task_class: type[Task], workspace:
     def encode() -> str:
         from assistant_builder.tokenization import load_tokenizer, pad_token_id
 
-        data, options = state["data"], task.Options()
-        tokenizer = load_tokenizer(workspace.tiny_model(), MAX_LENGTH)
+        model_dir, max_length = workspace.model_for(task), max_length_for(task)
+        data, options = state["data"], options_for(task, model_dir)
+        tokenizer = load_tokenizer(model_dir, max_length)
         encoded = {}
         for split, examples in (("train", data.train), ("validation", data.validation)):
-            features = task.encode(examples, tokenizer, data.labels, options, MAX_LENGTH)
+            features = task.encode(examples, tokenizer, data.labels, options, max_length)
             expect(isinstance(features, list) and features, f"encode() returned no features for the {split} examples")
             for number, feature in enumerate(features):
                 ids = feature.get("input_ids") if isinstance(feature, dict) else None
                 expect(isinstance(ids, list) and ids and all(isinstance(i, int) for i in ids),
                        f"{split} feature {number}: 'input_ids' must be a non-empty list of ints, got {type(ids).__name__}")
-                expect(len(ids) <= MAX_LENGTH, f"{split} feature {number} has {len(ids)} tokens; max_length is {MAX_LENGTH}")
+                expect(len(ids) <= max_length, f"{split} feature {number} has {len(ids)} tokens; max_length is {max_length}")
                 index = feature.get("example_index")
                 expect(isinstance(index, int) and 0 <= index < len(examples),
                        f"{split} feature {number}: 'example_index' must point into the examples, got {index!r}")
@@ -71,7 +72,7 @@ def check_task_round_trip(recorder: Recorder, task_class: type[Task], workspace:
             expect(not missing, f"{split} examples without any feature: {missing[:5]}")
             encoded[split] = features
         state["bench"] = TaskBench(task, options, data, tokenizer, pad_token_id(tokenizer), encoded["train"],
-                                   encoded["validation"], workspace.tiny_model())
+                                   encoded["validation"], model_dir)
         return f"{len(encoded['train'])} + {len(encoded['validation'])} features"
 
     def build() -> str:
@@ -81,6 +82,9 @@ def check_task_round_trip(recorder: Recorder, task_class: type[Task], workspace:
         model = bench.build_model()
         expect(isinstance(model, torch.nn.Module), f"build_model() must return a torch.nn.Module, got {type(model).__name__}")
         heads = getattr(model, "head_modules", None)
+        if is_generative(task) and isinstance(heads, (tuple, list)) and not heads:  # a causal LM trains its own output layer
+            state["model"] = model
+            return f"{type(model).__name__}, no new head (a generative task fine-tunes the model's own output layer)"
         expect(isinstance(heads, (tuple, list)) and heads,
                "the model needs a 'head_modules' attribute naming its new sub-modules (LoRA keeps them trainable), "
                f"got {heads!r}")
@@ -207,8 +211,8 @@ def check_task_round_trip(recorder: Recorder, task_class: type[Task], workspace:
         from assistant_builder.conformance.torchfree import check_without_torch
 
         bench: TaskBench = state["bench"]
-        return check_without_torch(task, bench.data.validation, bench.data.labels, workspace.tiny_model(), state["outputs"],
-                                   state["predictions"], work)
+        return check_without_torch(task, bench.data.validation, bench.data.labels, bench.model_dir, state["outputs"],
+                                   state["predictions"], work, max_length_for(task), bench.options)
 
     recorder.run_steps([
         ("sample_data", sample), ("load_data", load), ("encode", encode), ("build_model", build), ("collate", collate),

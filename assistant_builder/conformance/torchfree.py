@@ -45,7 +45,7 @@ try:
         payload = pickle.load(handle)
     from assistant_builder.tokenization import load_tokenizer
     task = target()
-    options = task.Options()
+    options = task.Options.model_validate(payload.get("options") or {})
     tokenizer = load_tokenizer(payload["model_dir"], payload["max_length"])
     stage = "encode"
     features = task.encode(payload["examples"], tokenizer, payload["labels"], options, payload["max_length"])
@@ -62,12 +62,13 @@ except Exception as error:
 
 
 def check_without_torch(task: Task, examples: Sequence[Any], labels: Sequence[str], model_dir: Path, outputs: dict[str, Any],
-                        predictions: Sequence[dict[str, Any]], work: Path, max_length: int = 64) -> str:
+                        predictions: Sequence[dict[str, Any]], work: Path, max_length: int = 64, options: Any = None) -> str:
     """Replay encode -> decode -> evaluate without torch; raise ``CheckFailed`` if any of them needs it or disagrees."""
     cls = type(task)
     if "<locals>" in cls.__qualname__ or cls.__module__ == "__main__":
         raise CheckSkipped(f"{cls.__qualname__} cannot be imported by name in a fresh interpreter")
     payload = {"examples": list(examples), "labels": list(labels), "outputs": outputs, "model_dir": str(model_dir),
+               "options": options.model_dump(mode="json") if options is not None else None,
                "max_length": max_length, "keys": [task.prediction_key(p) for p in predictions]}
     path = work / "torch-free-payload.pkl"
     try:

@@ -28,7 +28,7 @@ from assistant_builder.engine.extra_data import describe as describe_extra
 from assistant_builder.engine.metrics_log import MetricsLog
 from assistant_builder.engine.seeding import seed_everything
 from assistant_builder.engine.store_data import materialise_store_data
-from assistant_builder.errors import ConfigError, RunInterrupted, TrainingError
+from assistant_builder.errors import ConfigError, ConfigIssue, RunInterrupted, TrainingError
 from assistant_builder.inference import run_features
 from assistant_builder.recipe.loader import LoadedRecipe, enabled_loggers
 from assistant_builder.tokenization import load_tokenizer, pad_token_id
@@ -95,7 +95,7 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
     base_model = base_source.path
     generative = is_generative(task)
     if generative:  # a causal LM: its own check, and what the model settles (chat template, end ids) kept in the options
-        exporters = _generation_exporters(task, exporters, explicit="formats" in recipe.export.model_fields_set)
+        exporters = _generation_exporters(task, exporters, "formats" in recipe.export.model_fields_set, str(loaded.source))
         task_options = task.prepare_for_model(task_options, base_model, recipe.model.max_length)
     else:
         from assistant_builder.toolkit.encoder import check_encoder_folder  # imports torch
@@ -268,7 +268,7 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
                 close()
 
 
-def _generation_exporters(task: Any, exporters: Sequence[Any], explicit: bool) -> list[Any]:
+def _generation_exporters(task: Any, exporters: Sequence[Any], explicit: bool, source: str) -> list[Any]:
     """A generative task's exports are verified on generated answers: the exporters that can generate
     (``load_generator``). One the recipe names that cannot is refused before training; the default
     list (``export.formats`` unset) just leaves those out."""
@@ -276,8 +276,9 @@ def _generation_exporters(task: Any, exporters: Sequence[Any], explicit: bool) -
     if unable and not explicit:
         return [e for e in exporters if e.name not in unable]
     if unable:
-        raise ConfigError(f"export.formats: {', '.join(repr(n) for n in unable)} cannot export a '{task.name}' model (it has no "
-                          "key/value-cache generation to verify and serve)", hint='use export.formats = ["onnx"] (or [] for none)')
+        raise ConfigError(source, [ConfigIssue("export.formats", f"{', '.join(repr(n) for n in unable)} cannot export a "
+                                               f"'{task.name}' model (it has no key/value-cache generation to verify and serve); "
+                                               'expected ["onnx"], or [] for no export')])
     return list(exporters)
 
 

@@ -42,7 +42,7 @@ def test_builtin_component_options_are_listed() -> None:
                     "### Exporters: `[export.options.<name>]`"):
         assert heading in text
     assert "| `r` | integer | `16` | >= 1, <= 1024 | adapter rank |" in text
-    assert "| `epochs` | integer | `6` | >= 1, <= 1000 |" in text
+    assert "| `epochs` | integer | `6` | >= 0, <= 1000 |" in text
     assert '"auto" \\| "fp32" \\| "bf16" \\| "fp16"' in text  # pipes in a table cell are escaped
 
 

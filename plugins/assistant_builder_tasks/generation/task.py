@@ -233,9 +233,6 @@ class GenerationTask(Task):
         value = overlap_agreement(keys, reference_keys, lambda a, b: 1.0 if a == b else f1_score(a, b))
         return Agreement(value, "answer words", example_agreement(keys, reference_keys))
 
-    def prediction_confidence(self, prediction: dict[str, Any]) -> float | None:
-        return None
-
     # -- labelling store and feedback ------------------------------------------------------------------
     feedback_fields = ("response",)
 
