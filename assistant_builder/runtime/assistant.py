@@ -47,7 +47,10 @@ class Assistant:
     def __init__(self, bundle: Bundle, variant: str) -> None:
         from assistant_builder.runtime.generation import GenaiModel, GenerationSettings
 
+        from assistant_builder.runtime.predictor import task_component
+
         self.bundle, self.variant = bundle, variant
+        self.task = task_component(bundle.manifest)()
         options = dict(bundle.manifest.get("task_options") or {})
         self.options = options
         self.template: str = options.get("chat_template") or ""
@@ -72,10 +75,9 @@ class Assistant:
     def prompt_ids(self, raw: Any, where: str = "input") -> list[int]:
         """Token ids of the formatted prompt of one input (a string, ``{"prompt"}`` or ``{"messages"}``)."""
         from assistant_builder.toolkit.chat import render_chat
-        from assistant_builder_tasks.generation.data import parse_generation_input
 
         try:
-            conversation = parse_generation_input(raw)
+            conversation = self.task.parse_input(raw)
         except DataError as error:
             raise DataError(f"{where}: {error}", hint=error.hint) from None
         messages = [{"role": m.role, "content": m.content} for m in conversation.messages]

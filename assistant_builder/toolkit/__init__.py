@@ -20,6 +20,8 @@ Torch-free:
 * ``outofscope``: out-of-scope rejection: energy score, a threshold fitted on validation, AUROC, the trade-off table.
 * ``agreement``: how far an exported model's predictions agree with PyTorch's, per example, unit or overlap (``Task.agreement``).
 * ``augment``: seeded training-data augmentation: NER mention and label-wise token replacement, word deletion / swap / span masking (``Task.augment``).
+* ``chat``: a model's chat template (from its folder) rendered with jinja2 as transformers does, and which characters are the assistant's turns (completion-only loss).
+* ``answer_metrics``: SQuAD-style answer normalisation, exact match and token F1 of text answers.
 
 Torch (import inside the methods that build or load a model):
 
@@ -33,7 +35,7 @@ Torch (import inside the methods that build or load a model):
 
 from __future__ import annotations
 
-TORCH_FREE_MODULES = ("tags", "alignment", "windows", "word_encoding", "readers", "decoding", "metrics", "collate", "shapes", "agreement", "calibration", "outofscope", "augment")
+TORCH_FREE_MODULES = ("tags", "alignment", "windows", "word_encoding", "readers", "decoding", "metrics", "collate", "shapes", "agreement", "calibration", "outofscope", "augment", "chat", "answer_metrics")
 """Modules that import no torch, transformers, scikit-learn or seqeval when imported."""
 
 TORCH_MODULES = ("encoder", "hf_folder", "token_classifier")

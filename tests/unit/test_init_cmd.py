@@ -65,7 +65,7 @@ def test_every_schema_key_is_in_the_recipe_with_its_default(tmp_path: Path, caps
         for field in describe(table.table):
             if field.type != "table":
                 assert f"\n{field.key} = " in text or f"\n# {field.key} = " in text, f"{table.key}.{field.key} is missing"
-    assert "\n# epochs = 6\n" in text and "Integer, >= 1, <= 1000; default: 6." in text
+    assert "\n# epochs = 6\n" in text and "Integer, >= 0, <= 1000; default: 6." in text
     assert "\n[task.options]\n" in text and "\n# pooling = \"mean\"\n" in text
     assert "\n[export.options.onnx]\n" in text and "\n# quantize = false\n" in text
     assert "\n# tensorboard = true\n" in text  # loggers are offered, not switched on

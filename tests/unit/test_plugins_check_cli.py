@@ -22,7 +22,7 @@ from assistant_builder_loggers.tensorboard import TensorBoardLogger
 from assistant_builder_tasks.classification.task import ClassificationTask
 
 REPO = Path(__file__).resolve().parents[2]
-BUILTIN = {"classification", "ner", "qa", "full", "lora", "onnx", "torchscript", "tensorboard"}
+BUILTIN = {"classification", "ner", "qa", "generation", "full", "lora", "onnx", "torchscript", "tensorboard"}
 
 
 @pytest.fixture(autouse=True)
