@@ -1,6 +1,6 @@
 """``builder serve RUN_DIR_OR_BUNDLE``: serve an exported ONNX bundle over HTTP, torch-free.
 
-Starlette + uvicorn; routes ``POST /predict``, ``POST /feedback`` (with ``--feedback``),
+Starlette + uvicorn; routes ``POST /predict`` (``POST /generate`` for a generation run), ``POST /feedback`` (with ``--feedback``),
 ``POST /admin/reload`` and ``/admin/rollback`` (with ``--token``), ``GET /health``, ``/info``,
 ``/metrics``, ``/openapi.json`` and ``/docs``. Binds 127.0.0.1 unless told otherwise. The server code is
 imported only when the command runs, so ``builder --help`` stays fast.
@@ -78,7 +78,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "serve",
         help="serve an exported model over HTTP (ONNX, no torch needed)",
-        description="Serve an exported ONNX bundle over HTTP: POST /predict, GET /health, /info, /metrics, /docs.",
+        description="Serve an exported ONNX bundle over HTTP: POST /predict (POST /generate for a generation run), GET /health, /info, /metrics, /docs.",
         epilog="examples:\n  builder serve runs/quickstart-20250101-120000\n"
                "  builder serve runs/my-run --port 9000 --token s3cret --micro-batch-ms 5\n"
                "  builder serve runs/my-run --feedback recipes/my.toml --watch runs   # feedback loop, see docs/feedback.md\n"

@@ -1,11 +1,12 @@
-"""The Starlette app: ``/predict``, ``/feedback``, ``/admin/reload``, ``/admin/rollback``, ``/health``,
-``/info``, ``/metrics``, ``/openapi.json`` and ``/docs``.
+"""The Starlette app: ``/predict``, ``/generate``, ``/feedback``, ``/admin/reload``, ``/admin/rollback``,
+``/health``, ``/info``, ``/metrics``, ``/openapi.json`` and ``/docs``.
 
 ``create_app(settings, predictor=...)`` builds it around a loaded predictor (``builder serve``
 with one worker loads the model before binding the port, so load errors are reported cleanly);
 without one, the lifespan loads it (the ``--workers N`` factory, ``app_from_env``). The model is a
-swappable ``ModelSlot`` (``serve/models.py``, ``serve/reload.py``); feedback and capture live in
-``serve/capture.py`` and ``serve/feedback_api.py``. Imports starlette, the runtime and the core
+swappable ``ModelSlot`` (``serve/models.py``, ``serve/reload.py``): an encoder model answers
+``/predict``, a generation model ``/generate`` (``serve/generate.py``), and each route points to the
+other for the wrong kind; feedback and capture live in ``serve/capture.py`` and ``serve/feedback_api.py``. Imports starlette, the runtime and the core
 only: never torch or transformers.
 """
 
@@ -29,10 +30,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant_builder.errors import DataError
-from assistant_builder.runtime.predictor import Predictor
-from assistant_builder.serve import admin, feedback_api
-from assistant_builder.serve.engine import Engine, Job, QueueFull
-from assistant_builder.serve.http import LOG_KEY, ApiJSONResponse, error_response, read_body
+from assistant_builder.serve import admin, feedback_api, generate
+from assistant_builder.serve.engine import Job, QueueFull
+from assistant_builder.serve.generation import GENERATION
+from assistant_builder.serve.http import LOG_KEY, ApiJSONResponse, busy, error_response, read_body, wrong_endpoint
+from assistant_builder.serve.models import Model
 from assistant_builder.serve.metrics import CONTENT_TYPE
 from assistant_builder.serve.payload import RequestError, decode_json, parse_predict
 from assistant_builder.serve.settings import ServeSettings
@@ -40,7 +42,7 @@ from assistant_builder.serve.state import ServeState
 
 __all__ = ["LOG_KEY", "ApiJSONResponse", "ServeState", "create_app", "error_response", "read_body"]
 
-ROUTES = ("/predict", "/feedback", "/admin/reload", "/admin/rollback", "/health", "/info", "/metrics", "/openapi.json", "/docs")
+ROUTES = ("/predict", "/generate", "/feedback", "/admin/reload", "/admin/rollback", "/health", "/info", "/metrics", "/openapi.json", "/docs")
 OPEN_ROUTES = ("/health",)
 
 access_log = logging.getLogger("assistant_builder.serve.access")
@@ -115,14 +117,11 @@ class Gate:
                 metrics.errors.inc(route, kind)
             record = {"ts": round(time.time(), 3), "method": scope.get("method"), "route": path[:200], "status": status,
                       "latency_ms": round(elapsed * 1000, 2), "batch_size": details.get("batch_size")}
+            if "tokens" in details:
+                record["tokens"] = details["tokens"]
             if "error" in details:
                 record["error"] = details["error"]
             access_log.info(json.dumps(record))
-
-
-def _busy(code: str, message: str, retry_after: int = 1) -> RequestError:
-    return RequestError(503, code, message, hint="retry after the number of seconds in Retry-After",
-                        headers={"Retry-After": str(retry_after)})
 
 
 async def predict(request: Request) -> Response:
@@ -131,9 +130,11 @@ async def predict(request: Request) -> Response:
     s = state.settings
     try:
         if state.status != "ready":
-            raise _busy("shutting_down" if state.status == "draining" else "not_ready", f"the server is {state.status}")
-        body = await read_body(request, s.max_body_bytes)
+            raise busy("shutting_down" if state.status == "draining" else "not_ready", f"the server is {state.status}")
         slot = state.slot  # read once: this request runs and is answered with this model, even if a reload swaps it
+        if slot.kind == GENERATION:
+            raise wrong_endpoint("/predict", slot.task_name, generation=True)
+        body = await read_body(request, s.max_body_bytes)
         assert state.scheduler is not None
         parsed = parse_predict(decode_json(body), slot.predictor, slot.options, max_batch=s.max_batch,
                                max_text_chars=s.max_text_chars)
@@ -142,9 +143,9 @@ async def predict(request: Request) -> Response:
             predictions = await state.scheduler.submit(Job(parsed.examples, parsed.options, engine=slot.engine))
             if state.feedback is not None:
                 state.feedback.after_predict(slot, parsed.inputs, parsed.examples, predictions)
-        except QueueFull as busy:
-            state.metrics.shed.inc(busy.code)
-            raise _busy(busy.code, busy.message, busy.retry_after) from None
+        except QueueFull as full:
+            state.metrics.shed.inc(full.code)
+            raise busy(full.code, full.message, full.retry_after) from None
     except RequestError as error:
         details["error"] = error.code
         return error_response(error)
@@ -189,7 +190,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(error)
 
 
-def create_app(settings: ServeSettings, *, predictor: Predictor | None = None, engine: Engine | None = None) -> Starlette:
+def create_app(settings: ServeSettings, *, predictor: Model | None = None, engine: Any = None) -> Starlette:
     """The ASGI app; ``app.state.serve`` is its ``ServeState``. Run it inside a lifespan (uvicorn, TestClient)."""
     _configure_logging()
     state = ServeState(settings, predictor, engine)
@@ -205,6 +206,7 @@ def create_app(settings: ServeSettings, *, predictor: Predictor | None = None, e
 
     routes = [
         Route("/predict", predict, methods=["POST"]),
+        Route("/generate", generate.generate, methods=["POST"]),
         Route("/feedback", feedback_api.feedback, methods=["POST"]),
         Route("/admin/reload", admin.reload, methods=["POST"]),
         Route("/admin/rollback", admin.rollback, methods=["POST"]),

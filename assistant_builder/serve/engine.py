@@ -10,7 +10,8 @@ and a request that has waited longer than that is answered 503 instead of being 
 ``micro_batch_ms > 0`` the scheduler collects
 requests for up to that many milliseconds (or until ``max_batch`` examples) before one call;
 otherwise each request gets its own call. At most ``threads`` calls run at once. Inside a call,
-``run_features`` length-sorts the examples into padded batches of ``MODEL_BATCH_SIZE``.
+``run_features`` length-sorts the examples into padded batches of ``MODEL_BATCH_SIZE``. An engine
+whose ``batchable`` is False (``serve/generation.py``: one generation per call) is never micro-batched.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ class Engine:
     Uses the predictor's public parts (task, tokenizer, runner...), so predictions are exactly what
     ``Predictor.predict`` returns for the same inputs and options.
     """
+
+    #: whether the scheduler may put several jobs into one call (micro-batching)
+    batchable = True
 
     def __init__(self, predictor: Predictor, model_batch_size: int = MODEL_BATCH_SIZE) -> None:
         self.predictor = predictor
@@ -145,6 +149,11 @@ class Scheduler:
 
     async def submit(self, job: Job) -> list[dict[str, Any]]:
         """Queue ``job`` and wait for its predictions; raise ``QueueFull`` at once when the queue is full."""
+        return await self.enqueue(job)
+
+    def enqueue(self, job: Job) -> asyncio.Future[list[dict[str, Any]]]:
+        """Queue ``job`` and return its future (``submit`` without the wait: a streamed response answers
+        a refusal before it starts); raise ``QueueFull`` at once when the queue is full or too slow."""
         if len(self.pending) >= self.queue_size:
             raise QueueFull("queue_full", f"{self.queue_size} requests are already waiting for the model")
         expected_wait = self.expected_wait()
@@ -157,7 +166,7 @@ class Scheduler:
         self.pending.append(job)
         self._update_depth()
         self._arrived.set()
-        return await job.future
+        return job.future
 
     def expected_wait(self) -> float:
         """Seconds the requests now queued will take to clear (0 before the first model call)."""
@@ -202,7 +211,7 @@ class Scheduler:
 
     async def _fill(self, batch: list[Job], examples: int) -> None:
         """Micro-batching: add waiting jobs to ``batch`` until the window closes or ``max_batch`` is reached."""
-        if self.window > 0:
+        if self.window > 0 and getattr(batch[0].engine or self.engine, "batchable", True):
             deadline = asyncio.get_running_loop().time() + self.window
             while examples < self.max_batch:
                 if not self.pending:

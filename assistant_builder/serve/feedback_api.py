@@ -1,13 +1,15 @@
 """``POST /feedback``: a user says whether a prediction was right, and what the right answer is.
 
-Bodies (``prediction_id`` from a ``/predict`` response of this server, or of a captured prediction):
+Bodies (``prediction_id`` from a ``/predict`` response of this server, the ``id`` of a ``/generate``
+answer, or of a captured prediction):
 
 * ``{"prediction_id": ..., "correct": true}``: the prediction was right; recorded as its label.
 * ``{"prediction_id": ..., "correct": false}``: wrong, right answer unknown; the input goes to the
   labelling queue for review (``builder tui``), with the prediction as the suggestion.
 * ``{"prediction_id": ..., FIELD: ...}`` with one of the task's ``feedback_fields``: the right
   answer in the task's own shape (``label`` for classification, ``entities`` for ner, ``answer``
-  for qa; ``"correct": false`` may accompany it); validated by ``task.feedback_gold``.
+  for qa, ``response`` for generation: the answer it should have given; ``"correct": false`` may
+  accompany it); validated by ``task.feedback_gold``.
 
 Answered 200 ``{"prediction_id", "item_id", "status", "gold", "store"}`` only after the store's
 transaction committed. Errors change nothing: 404 ``feedback_off`` (no ``--feedback``) or
@@ -95,7 +97,7 @@ async def feedback(request: Request) -> Response:
                                hint="retry after Retry-After seconds", headers={"Retry-After": "1"}) from None
         if found is None:
             raise RequestError(404, "unknown_prediction", f"prediction_id: no prediction {json.dumps(prediction_id)} is known to this server",
-                               hint=f"use a prediction_id from a /predict response; the server remembers the last {service.memory.size} "
+                               hint=f"use a prediction_id from a /predict response (or the id of a /generate answer); the server remembers the last {service.memory.size} "
                                     "predictions, and the captured ones (--capture)")
         ref = found.ref if isinstance(found, Remembered) else _ref_for(state, found)
         record = _feedback_record(prediction_id, found, correction, ref)

@@ -26,6 +26,22 @@ class ApiJSONResponse(JSONResponse):
         return json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=to_builtin).encode("utf-8")
 
 
+def busy(code: str, message: str, retry_after: int = 1) -> RequestError:
+    """503 with ``Retry-After``: the queue is full or too slow, or the server is starting or draining."""
+    return RequestError(503, code, message, hint="retry after the number of seconds in Retry-After",
+                        headers={"Retry-After": str(retry_after)})
+
+
+def wrong_endpoint(route: str, task: str, generation: bool) -> RequestError:
+    """404 for ``/predict`` on a generation model or ``/generate`` on an encoder model (``generation``: whether
+    the serving ``task`` model generates), naming the route that model answers."""
+    if generation:
+        return RequestError(404, "wrong_endpoint", f"POST {route}: this server serves a generation model ('{task}'), which "
+                            "answers POST /generate", hint='send {"prompt": "..."} or {"messages": [...]} to POST /generate')
+    return RequestError(404, "wrong_endpoint", f"POST {route}: this server serves a '{task}' model, which answers POST /predict, "
+                        "not text generation", hint='send {"inputs": [...]} to POST /predict (GET /info shows the model)')
+
+
 def error_response(error: RequestError) -> JSONResponse:
     return ApiJSONResponse(error.body(), status_code=error.status, headers=error.headers)
 

@@ -1,5 +1,8 @@
 """The OpenAPI document (written by hand as a dict) and a self-contained ``/docs`` HTML page.
 
+An encoder model's document has ``POST /predict``; a generation model's has ``POST /generate``
+instead (``info["kind"] == "generation"``).
+
 No CDN assets: the page is plain HTML that lists each route with example requests and responses,
 so it works on machines without internet access.
 """
@@ -51,7 +54,56 @@ EXAMPLE_CORRECTIONS: dict[str, dict[str, Any]] = {
     "classification": {"label": "set_alarm"},
     "ner": {"entities": [{"start": 22, "end": 30, "label": "date"}]},
     "qa": {"answer": {"start": 18, "end": 22}},
+    "generation": {"response": "Hold the power button for ten seconds, then set it up again in the app."},
 }
+
+#: example ``POST /generate`` body and answer
+GENERATE_EXAMPLE: dict[str, Any] = {"messages": [{"role": "user", "content": "How do I reset my lamp?"}], "max_new_tokens": 64}
+GENERATE_ANSWER: dict[str, Any] = {"completion": "Hold the power button for ten seconds until the ring blinks.", "tokens": 14,
+                                   "finish_reason": "eos", "model_version": "3fa2c1d04b5e", "id": "3fa2c1d0-1a"}
+
+
+def _generate_operation(info: dict[str, Any], max_text_chars: int, max_body_bytes: int, busy: dict[str, Any],
+                        responses: Any) -> dict[str, Any]:
+    defaults = info.get("generation") or {}
+    message = {"type": "object", "required": ["role", "content"], "properties": {
+        "role": {"type": "string", "enum": ["system", "user", "assistant"]}, "content": {"type": "string"}}}
+    body = {
+        "type": "object",
+        "description": "Exactly one of `prompt` (a text, or a list of messages) or `messages` (a conversation ending with the "
+                       f"user's turn). Strings are at most {max_text_chars} characters. Unset settings are the model's "
+                       f"defaults (GET /info `generation`: {json.dumps(defaults)}). `stream`: answer as server-sent events; "
+                       "default: true when the Accept header names text/event-stream, else false.",
+        "properties": {
+            "prompt": {"oneOf": [{"type": "string"}, {"type": "array", "items": message}]},
+            "messages": {"type": "array", "minItems": 1, "items": message},
+            "max_new_tokens": {"type": "integer", "minimum": 1},
+            "temperature": {"type": "number", "minimum": 0, "description": "0: greedy"},
+            "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+            "stop": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 16}],
+                     "description": "the answer ends before the first of these"},
+            "seed": {"type": ["integer", "null"], "description": "sampling seed (same seed, same answer)"},
+            "stream": {"type": "boolean"},
+        },
+        "additionalProperties": False,
+    }
+    answer = {"type": "object", "required": ["completion", "tokens", "finish_reason", "model_version", "id"], "properties": {
+        "completion": {"type": "string"}, "tokens": {"type": "integer"},
+        "finish_reason": {"type": "string", "enum": ["eos", "stop", "length"]}, "model_version": {"type": "string"},
+        "id": {"type": ["string", "null"], "description": "the prediction_id for POST /feedback (null without --feedback)"}}}
+    stream = ('data: {"text": "Hold the"}\n\ndata: {"text": " power button"}\n\n...\n\nevent: done\n'
+              f"data: {json.dumps(GENERATE_ANSWER)}\n\n")
+    ok = {"description": "the answer: one JSON object, or (stream) text/event-stream: a `data: {\"text\": ...}` event per "
+                         "piece, then `event: done` with the same fields as the JSON answer (`event: error` if it fails mid-stream)",
+          "content": {**_json_content(answer, GENERATE_ANSWER), "text/event-stream": {"schema": {"type": "string"}, "example": stream}}}
+    return {"post": {
+        "summary": f"Generate an answer with the loaded {info.get('task', '')} model (streamed as server-sent events, or one JSON object)",
+        "operationId": "generate",
+        "requestBody": {"required": True, "content": _json_content(body, GENERATE_EXAMPLE)},
+        "responses": responses(ok, ("413", _error(f"body larger than {max_body_bytes} bytes")),
+                               ("422", _error("invalid JSON or field; the message names it, e.g. messages[2].role or top_p")),
+                               ("503", busy)),
+    }}
 
 
 def _feedback_operations(task: str, fields: tuple[str, ...], responses: Any) -> dict[str, Any]:
@@ -163,6 +215,9 @@ def build_openapi(info: dict[str, Any], *, max_batch: int, max_text_chars: int, 
                           "responses": responses({"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}})}},
         **_admin_operations(responses),
     }
+    if info.get("kind") == "generation":
+        del operations["/predict"]
+        operations = {"/generate": _generate_operation(info, max_text_chars, max_body_bytes, busy, responses), **operations}
     if feedback_fields is not None:
         operations["/feedback"] = _feedback_operations(task, feedback_fields, responses)
         predict_response["properties"]["predictions"]["description"] += "; each carries a prediction_id for POST /feedback"

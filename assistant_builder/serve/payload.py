@@ -1,10 +1,12 @@
-"""Validate a ``POST /predict`` body into parsed examples, with messages that name the field.
+"""Validate a ``POST /predict`` or ``POST /generate`` body, with messages that name the field.
 
 The body is ``{"inputs": [...]}`` (a batch) or ``{"input": ...}`` (one), plus optional ``top_k``
 for tasks whose options have it and ``fallback_threshold`` for models with a fallback label. Each input goes through the task's own ``parse_input``, so the
 server accepts exactly what ``builder predict`` accepts (a text or ``{"text": ...}`` for
 classification, ``{"question", "context"}`` for qa); a ``DataError`` there becomes
-``inputs[3]: expected ...``.
+``inputs[3]: expected ...``. ``parse_generate`` validates a ``/generate`` body the same way (see
+``GENERATE_KEYS``): the prompt through the task's ``parse_input`` (``messages[2]: unknown role ...``),
+the generation settings through ``GenerationSettings`` (``top_p: expected a number in (0, 1] ...``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from assistant_builder.errors import DataError
 from assistant_builder.runtime.predictor import Predictor
 
 ALLOWED_KEYS = ("inputs", "input", "top_k", "fallback_threshold")
+#: fields of a ``POST /generate`` body: exactly one of ``prompt`` / ``messages``, the rest optional
+GENERATE_KEYS = ("prompt", "messages", "max_new_tokens", "temperature", "top_p", "stop", "seed", "stream")
+#: stop sequences one request may send, at most
+MAX_STOPS = 16
 
 
 class RequestError(Exception):
@@ -161,3 +167,91 @@ def parse_predict(data: Any, predictor: Predictor, options: OptionsCache, *, max
     except DataError as exc:
         raise invalid(exc.message, exc.hint) from None
     return PredictRequest(examples, task_options, single, list(raws))
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """A validated ``POST /generate`` body: the raw input (``{"prompt"}`` or ``{"messages"}``, as the store keeps
+    it), its parsed conversation, the prompt's token ids, the generation settings, and whether to stream."""
+
+    raw: dict[str, Any]
+    example: Any
+    prompt_ids: list[int]
+    settings: Any
+    stream: bool
+
+
+def _number(data: Mapping[str, Any], key: str, integer: bool = False) -> Any:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise invalid(f"{key}: expected {'an integer' if integer else 'a number'}, got {_type_name(value)} {json.dumps(value)[:40]}")
+    return value
+
+
+def _stops(value: Any, limit: int) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    stops = [value] if isinstance(value, str) else value
+    if not isinstance(stops, list):
+        raise invalid(f"stop: expected a string or a list of strings, got {_type_name(value)}")
+    if len(stops) > MAX_STOPS:
+        raise invalid(f"stop: expected at most {MAX_STOPS} stop sequences, got {len(stops)}")
+    for index, stop in enumerate(stops):
+        if not isinstance(stop, str) or not stop:
+            raise invalid(f"stop[{index}]: expected a non-empty string, got {json.dumps(stop)[:40]}")
+        if len(stop) > limit:
+            raise invalid(f"stop[{index}]: expected at most {limit} characters, got {len(stop)}")
+    return tuple(stops)
+
+
+def parse_generate(data: Any, model: Any, *, max_text_chars: int, accept: str = "") -> GenerateRequest:
+    """Validate a decoded ``POST /generate`` body against ``model`` (a ``GenerationModel``); raise ``RequestError``
+    (422) naming the first bad field. ``stream``: the body's ``stream``, else whether ``accept`` (the request's
+    Accept header) asks for ``text/event-stream``."""
+    example = '{"prompt": "How do I reset it?"} or {"messages": [{"role": "user", "content": "..."}]}'
+    if not isinstance(data, dict):
+        raise invalid(f"request body: expected a JSON object such as {example}, got {_type_name(data)}")
+    unknown = sorted(key for key in data if key not in GENERATE_KEYS)
+    if unknown:
+        raise invalid(f"{unknown[0]}: unknown field; expected only {', '.join(GENERATE_KEYS)}")
+    if ("prompt" in data) == ("messages" in data):
+        found = "both" if "prompt" in data else "neither"
+        raise invalid(f"prompt: expected exactly one of 'prompt' (a text) or 'messages' (a conversation), got {found}",
+                      hint=f"send {example}")
+    where = "prompt" if "prompt" in data else "messages"
+    value = data[where]
+    if not (isinstance(value, list) or (where == "prompt" and isinstance(value, str))):
+        expected = "a text (or a list of messages)" if where == "prompt" else 'a list of {"role", "content"} messages'
+        raise invalid(f"{where}: expected {expected}, got {_type_name(value)}", hint=f"send {example}")
+    if isinstance(value, str):
+        _check_lengths(value, where, max_text_chars)
+    else:
+        for number, message in enumerate(value, start=1):
+            if isinstance(message, dict) and isinstance(message.get("content"), str):
+                _check_lengths(message["content"], f"{where}[{number}].content", max_text_chars)
+    raw = {where: value}
+    try:
+        [parsed] = model.parse([raw], [where])
+    except DataError as exc:
+        message = exc.message.removeprefix(f"{where}: ") if exc.message.startswith(f"{where}: {where}") else exc.message
+        raise invalid(message, exc.hint) from None
+    try:
+        prompt_ids = model.prompt_ids(raw, where)
+    except DataError as exc:  # too long for the model
+        raise invalid(exc.message, exc.hint) from None
+    changes = {"max_new_tokens": _number(data, "max_new_tokens", integer=True), "temperature": _number(data, "temperature"),
+               "top_p": _number(data, "top_p"), "seed": _number(data, "seed", integer=True),
+               "stop": _stops(data.get("stop"), max_text_chars)}
+    try:
+        settings = model.settings_for(prompt_ids, **changes)
+    except ValueError as exc:
+        first = str(exc).removeprefix("invalid generation settings: ").split("; ")[0]
+        raise invalid(first, hint="GET /info shows the model's defaults (generation)") from None
+    stream = data.get("stream")
+    if stream is None:
+        stream = "text/event-stream" in accept.lower()
+    elif not isinstance(stream, bool):
+        raise invalid(f"stream: expected true or false, got {json.dumps(stream)[:40]}")
+    return GenerateRequest(raw, parsed, prompt_ids, settings, stream)

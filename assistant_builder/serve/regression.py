@@ -10,7 +10,8 @@ answer in the shape ``POST /feedback`` takes it (``label``, ``entities`` or ``an
 Every line is checked when the server starts (all problems at once, each as ``FILE:LINE: field:
 ...``). A model's score is the task's primary metric on the set (accuracy for classification, F1
 for ner and qa); a reload whose score is lower than the serving model's by more than
-``--max-regression`` is refused.
+``--max-regression`` is refused. Generation models have no regression set yet: ``--regression`` is
+refused at start for them (a reload is still smoke-tested and verification-checked).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from assistant_builder.contracts import StoreRecord, evaluate_with_options
 from assistant_builder.datasources import read_jsonl
 from assistant_builder.errors import BuilderError, DataError
+from assistant_builder.serve.generation import GENERATION
 from assistant_builder.serve.models import ModelSlot
 from assistant_builder.serve.settings import ServeError
 
@@ -44,6 +46,9 @@ class RegressionSet:
     @classmethod
     def load(cls, path: str | Path, slot: ModelSlot) -> RegressionSet:
         path = Path(path)
+        if slot.kind == GENERATION:
+            raise ServeError(f"--regression {path}: not supported for a generation model (its answers are generated text, "
+                             "with no metric to hold a reload to)", hint="serve it without --regression")
         if not path.is_file():
             raise ServeError(f"--regression {path}: file not found; expected a JSONL file of inputs with their right answers")
         task, problems, cases = slot.ref.task, [], []

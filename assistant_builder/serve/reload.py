@@ -8,9 +8,11 @@ the old model). The checks, in order, each refusing with a reason code:
 * ``load_failed``: the path is not a loadable bundle (missing, invalid manifest, ONNX error);
 * ``verification_failed``: the export verification of the variant that will serve did not pass
   (``verification_passed``: ``manifest["verification"][variant]["passed"]``);
-* ``task_changed``: another task (a different API; never allowed);
+* ``task_changed``: another task (a different API; never allowed: a generation model never replaces
+  an encoder model, nor the other way round);
 * ``labels_changed``: another label set, unless ``--allow-label-change``;
-* ``smoke_failed``: the model fails on the documented example input (or the regression set's);
+* ``smoke_failed``: the model fails on the documented example input (or the regression set's; a
+  generation model: two tokens for a short prompt);
 * ``regression``: with ``--regression FILE``, its primary metric on the set is lower than the
   serving model's by more than ``--max-regression``.
 
@@ -31,6 +33,7 @@ from typing import Any
 
 from assistant_builder.errors import BuilderError, DataError
 from assistant_builder.runtime.bundle import verification_failures
+from assistant_builder.serve.generation import GENERATION
 from assistant_builder.serve.models import ModelSlot, load_slot
 from assistant_builder.serve.openapi import example_request
 
@@ -140,6 +143,12 @@ class Reloader:
         return candidate, checks
 
     def _smoke(self, candidate: ModelSlot, path: str) -> None:
+        if candidate.kind == GENERATION:
+            try:
+                candidate.predictor.smoke()  # type: ignore[union-attr]
+            except Exception as exc:  # noqa: BLE001 - any failure of the new model refuses it
+                raise ReloadRefused("smoke_failed", f"{path}: failed to generate: {type(exc).__name__}: {exc}") from None
+            return
         cases = self.regression.cases[:8] if self.regression is not None else []
         raws = [case.raw_input for case in cases]
         if not raws:

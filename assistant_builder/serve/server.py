@@ -64,7 +64,7 @@ def _announce(settings: ServeSettings, info: dict[str, Any], extra: dict[str, An
     batching = f"micro-batching {settings.micro_batch_ms:g} ms" if settings.micro_batch_ms else "no micro-batching"
     print(f"serving {info['task']} model ({info['variant']}) version {extra['version']} from {info['bundle']} on "
           f"http://{settings.host}:{settings.port} ({mode}, {settings.threads} inference threads, {batching}); "
-          f"API docs at /docs", file=sys.stderr)
+          f"POST {'/generate' if info.get('kind') == 'generation' else '/predict'}, API docs at /docs", file=sys.stderr)
     for key in ("feedback", "regression"):
         if key in extra:
             print(f"  {extra[key]}", file=sys.stderr)
@@ -77,11 +77,11 @@ def _announce(settings: ServeSettings, info: dict[str, Any], extra: dict[str, An
 
 def serve(settings: ServeSettings) -> int:
     """Serve until stopped; return the exit code. Model load errors raise ``BuilderError`` before binding."""
-    from assistant_builder.runtime import load_predictor
     from assistant_builder.serve.app import create_app
+    from assistant_builder.serve.models import load_model
 
     # Load once here so a bad path, variant or model fails fast with a clear message (exit 2).
-    predictor = load_predictor(settings.path, settings.variant, threads=settings.ort_threads, options=settings.task_overrides)
+    predictor = load_model(settings.path, settings.variant, threads=settings.ort_threads, options=settings.task_overrides)
     from assistant_builder.serve.state import preflight
 
     _announce(settings, predictor.info, preflight(settings, predictor))

@@ -10,12 +10,12 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from assistant_builder.runtime.predictor import Predictor, load_predictor
 from assistant_builder.serve.capture import FeedbackService
 from assistant_builder.serve.engine import Engine, Job, Scheduler
+from assistant_builder.serve.generation import GENERATION
 from assistant_builder.serve.http import to_builtin
 from assistant_builder.serve.metrics import ServeMetrics
-from assistant_builder.serve.models import ModelSlot, make_slot
+from assistant_builder.serve.models import Model, ModelSlot, load_model, make_slot
 from assistant_builder.serve.openapi import build_openapi, example_request, render_docs
 from assistant_builder.serve.reload import Reloader
 from assistant_builder.serve.settings import ServeError, ServeSettings
@@ -24,7 +24,7 @@ from assistant_builder.serve.settings import ServeError, ServeSettings
 class ServeState:
     """What the routes share: settings, the model slot, scheduler, metrics, feedback, and the server's status."""
 
-    def __init__(self, settings: ServeSettings, predictor: Predictor | None, engine: Engine | None) -> None:
+    def __init__(self, settings: ServeSettings, predictor: Model | None, engine: Any) -> None:
         self.settings = settings
         self._initial = (predictor, engine)
         #: the model answering new requests (rebound atomically by a reload) and the one before it
@@ -40,7 +40,7 @@ class ServeState:
         self.watcher: Any = None
 
     @property
-    def predictor(self) -> Predictor:
+    def predictor(self) -> Model:
         return self.slot.predictor
 
     @property
@@ -58,7 +58,7 @@ class ServeState:
                   "queue_size": s.queue_size, "max_queue_wait_ms": s.max_queue_wait_ms, "micro_batch_ms": s.micro_batch_ms, "threads": s.threads}
         if slot is None:
             slot, previous = self.slot, self.previous
-        return {**slot.predictor.info, "version": slot.version, "serving": slot.describe(),
+        return {**slot.predictor.info, "kind": slot.kind, "endpoint": slot.endpoint, "version": slot.version, "serving": slot.describe(),
                 "previous": previous.describe() if previous else None,
                 "feedback": self.feedback.describe(slot) if self.feedback else None, "reload": self.reloader.describe(),
                 "limits": limits}
@@ -80,7 +80,7 @@ class ServeState:
         predictor, engine = self._initial
         if predictor is None:
             predictor = await loop.run_in_executor(
-                None, lambda: load_predictor(s.path, s.variant, threads=s.ort_threads, options=s.task_overrides))
+                None, lambda: load_model(s.path, s.variant, threads=s.ort_threads, options=s.task_overrides))
         self.slot = make_slot(predictor, s.path, engine)
         self._initial = (None, None)
         info = predictor.info
@@ -139,7 +139,10 @@ class ServeState:
         return document, render_docs(document)
 
     def _example_response(self, slot: ModelSlot) -> dict[str, Any] | None:
-        """The documented example request, really predicted (outside the metrics); None if it does not parse."""
+        """The documented example request, really predicted (outside the metrics); None if it does not parse.
+        A generation model's example answer is not generated (seconds of a worker's time at every start and reload)."""
+        if slot.kind == GENERATION:
+            return None
         body = example_request(slot.task_name)
         raws = body.get("inputs") or [body.get("input")]
         try:
@@ -183,7 +186,7 @@ def open_feedback(settings: ServeSettings, slot: ModelSlot, metrics: ServeMetric
     return service
 
 
-def preflight(settings: ServeSettings, predictor: Predictor) -> dict[str, Any]:
+def preflight(settings: ServeSettings, predictor: Model) -> dict[str, Any]:
     """Check ``--feedback`` and ``--regression`` before the port is bound (so mistakes fail fast, exit 2);
     returns what the start-up message shows."""
     from assistant_builder.labelling.serve_store import FeedbackStore
