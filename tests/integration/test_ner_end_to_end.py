@@ -147,8 +147,8 @@ def first_sentences(path: Path, count: int) -> str:
 @pytest.mark.slow
 @pytest.mark.skipif(not (CONLL2003 / "train.txt").is_file(), reason="CoNLL-2003 is not in /work/shared/data")
 def test_conll2003_subset_with_the_real_model(tmp_path, capsys):
-    (tmp_path / "train.txt").write_text(first_sentences(CONLL2003 / "train.txt", 1000))
-    (tmp_path / "valid.txt").write_text(first_sentences(CONLL2003 / "valid.txt", 200))
+    (tmp_path / "train.txt").write_text(first_sentences(CONLL2003 / "train.txt", 500))
+    (tmp_path / "valid.txt").write_text(first_sentences(CONLL2003 / "valid.txt", 150))
     (tmp_path / "recipe.toml").write_text(
         'recipe_version = 1\nname = "conll-subset"\n[task]\ntype = "ner"\n[model]\nbase = "minilm-l6"\nmax_length = 64\n'
         '[data]\ntrain = "train.txt"\nvalidation = "valid.txt"\n'
@@ -159,5 +159,5 @@ def test_conll2003_subset_with_the_real_model(tmp_path, capsys):
     run_dir = only_run_dir(tmp_path)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics["per_type"]) == {"LOC", "MISC", "ORG", "PER"}
-    assert metrics["metrics"]["f1"] > 0.65, metrics["metrics"]  # ~0.79 with seed 1
+    assert metrics["metrics"]["f1"] > 0.65, metrics["metrics"]  # ~0.73 with seed 1 (500 sentences)
     assert json.loads((run_dir / "export_report.json").read_text())[0]["agreement"] == 1.0
