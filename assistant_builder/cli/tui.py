@@ -18,7 +18,8 @@ def add_parser(subparsers: Any) -> None:
                                    description="Open the terminal UI for a recipe. Labels are kept in <recipe>.labels.sqlite next to it.")
     parser.add_argument("recipe", nargs="?", help="recipe .toml (default: the only one in the current folder)")
     parser.add_argument("--import", dest="import_files", action="append", default=[], metavar="FILE",
-                        help="import examples into the label store and exit (text lines, JSONL or CSV; CoNLL for ner; SQuAD JSON for qa)")
+                        help="import examples into the label store and exit (text lines, JSONL or CSV; CoNLL for ner; SQuAD JSON for qa; "
+                             "messages or prompt/completion records for generation)")
     parser.add_argument("--export", metavar="PATH", help="write the labelled examples in the task's training format and exit")
     parser.set_defaults(handler=run)
 
@@ -36,11 +37,10 @@ def run(args: argparse.Namespace) -> int:
 
         with LabelStore(project.store_path) as store:
             for path in args.import_files:
-                added, present = import_file(store, path, project.kind, text_field=project.text_field, label_field=project.label_field,
-                                             id_field=project.task_options.get("id_field"))
+                added, present = import_file(store, path, project.kind, **project.import_options())
                 print(f"{path}: {added} added, {present} already in {project.store_path.name}")
             if args.export:
-                count = export_file(store, args.export, project.kind, text_field=project.text_field, label_field=project.label_field)
+                count = export_file(store, args.export, project.kind, **project.export_options())
                 print(f"{args.export}: {count} labelled examples written")
         return 0
     try:

@@ -15,7 +15,7 @@ from typing import Any
 from assistant_builder.errors import DataError
 from assistant_builder.labelling.records import STORE_SUFFIX
 #: file extension of the export per labelling kind (formats the built-in readers detect)
-EXPORT_SUFFIX = {"text_class": ".jsonl", "token_spans": ".jsonl", "answer_span": ".json"}
+EXPORT_SUFFIX = {"text_class": ".jsonl", "token_spans": ".jsonl", "answer_span": ".json", "response": ".jsonl"}
 
 
 def is_store(path: Path | None) -> bool:
@@ -45,7 +45,8 @@ def materialise_store_data(data: Any, task: Any, options: Any, run_dir: Path) ->
             target.parent.mkdir(parents=True, exist_ok=True)
             with LabelStore(path) as store:
                 count = export_file(store, target, kind, text_field=getattr(options, "text_field", "text"),
-                                    label_field=getattr(options, "label_field", "label"))
+                                    label_field=getattr(options, "label_field", "label"),
+                                    messages_field=getattr(options, "messages_field", "messages"))
             if count == 0:
                 target.unlink()
                 raise DataError(f"{path}: the labelling store has no labelled items yet", hint="label some with `builder tui`")

@@ -9,6 +9,10 @@ Torch- and textual-free. Per labelling kind (``Task.labelling_kind``):
   ``[{"start", "end", "label"}]`` (end exclusive). Export: JSONL tokens/IOB2 tags, or CoNLL.
 * ``answer_span``: SQuAD JSON (v1.1/v2.0). Gold = ``{"answers": [{"text", "answer_start"}]}`` (an
   empty list: unanswerable). Export: SQuAD v2.0 JSON.
+* ``response`` (``generation``): JSONL or CSV in the TRL formats (``{"messages"}``, ``{"prompt",
+  "completion"?}``), or plain text (one prompt per line). Payload = the prompt's messages, gold = the
+  response text (``responses.py``). Export: JSONL ``{"messages": [..., {"role": "assistant",
+  "content": gold}]}`` (CSV: that list as JSON in one column).
 
 Exports include only labelled items and are written atomically, so ``builder run`` trains on
 exactly what was labelled. Errors are ``DataError``s naming file and line.
@@ -26,11 +30,13 @@ from typing import Any
 from assistant_builder.atomic import atomic_write_text
 from assistant_builder.datasources import read_jsonl
 from assistant_builder.errors import DataError
+from assistant_builder.labelling import responses
+from assistant_builder.labelling.responses import ResponseFields
 from assistant_builder.labelling.store import LABELLED, LabelStore
 from assistant_builder.toolkit.alignment import split_words
 
 Row = tuple[dict[str, Any], Any, str, "str | None"]  # payload, gold, source, given id
-KINDS = ("text_class", "token_spans", "answer_span")
+KINDS = ("text_class", "token_spans", "answer_span", "response")
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -51,13 +57,23 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield record.number, record.row
 
 
+def _csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """CSV rows as dicts by header, with the line each row ends on."""
+    reader = csv.DictReader(io.StringIO("\n".join(line for _, line in _lines(path))))
+    for row in reader:
+        yield reader.line_num, row
+
+
 def detect(path: Path, kind: str) -> str:
     """The file format from the extension: txt, jsonl, csv, conll or squad."""
     suffix = path.suffix.lower()
     table = {".txt": "txt", ".text": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "csv",
              ".conll": "conll", ".bio": "conll", ".iob": "conll", ".json": "squad"}
     fmt = table.get(suffix)
-    allowed = {"text_class": ("txt", "jsonl", "csv"), "token_spans": ("txt", "jsonl", "conll"), "answer_span": ("squad",)}[kind]
+    if kind not in KINDS:
+        raise DataError(f"unknown labelling kind '{kind}'; expected one of: {', '.join(KINDS)}")
+    allowed = {"text_class": ("txt", "jsonl", "csv"), "token_spans": ("txt", "jsonl", "conll"), "answer_span": ("squad",),
+               "response": ("txt", "jsonl", "csv")}[kind]
     if fmt not in allowed:
         raise DataError(f"{path}: cannot import '{suffix or 'no extension'}' files for {kind} labelling; "
                         f"expected one of: {', '.join(ext for ext, f in table.items() if f in allowed)}")
@@ -71,12 +87,7 @@ def _class_rows(path: Path, fmt: str, text_field: str, label_field: str, id_fiel
             if line.strip():
                 yield {"text": line.strip()}, None, f"{path.name}:{number}", None
         return
-    if fmt == "csv":
-        reader = csv.DictReader(io.StringIO("\n".join(line for _, line in _lines(path))))
-        records: Iterator[tuple[int, dict[str, Any]]] = ((reader.line_num, row) for row in reader)
-    else:
-        records = _jsonl(path)
-    for number, record in records:
+    for number, record in _csv(path) if fmt == "csv" else _jsonl(path):
         text = record.get(text_field)
         if not isinstance(text, str) or not text.strip():
             keys = ", ".join(sorted(map(str, record))) or "none"
@@ -165,26 +176,35 @@ def _squad_rows(path: Path) -> Iterator[Row]:
 
 
 def import_file(store: LabelStore, path: str | Path, kind: str, *, text_field: str = "text", label_field: str = "label",
-                id_field: str | None = None) -> tuple[int, int]:
-    """Import ``path`` into ``store``; returns ``(added, already_present)``."""
+                id_field: str | None = None, fields: ResponseFields | None = None) -> tuple[int, int]:
+    """Import ``path`` into ``store``; returns ``(added, already_present)``. ``fields``: the record
+    field names of the ``response`` kind (default ``messages``, ``prompt``, ``completion``). A file
+    with a bad record adds nothing (one transaction)."""
     path = Path(path)
     fmt = detect(path, kind)
     if kind == "text_class":
         rows: Iterator[Row] = _class_rows(path, fmt, text_field, label_field, id_field)
     elif kind == "token_spans":
         rows = _span_rows(path, fmt)
+    elif kind == "response":
+        if fmt == "txt":
+            rows = responses.prompt_rows(_lines(path), path.name)
+        else:
+            rows = responses.response_rows(_csv(path) if fmt == "csv" else _jsonl(path), path.name, fields or ResponseFields())
     else:
         rows = _squad_rows(path)
     return store.add_items(rows)
 
 
 def export_file(store: LabelStore, path: str | Path, kind: str, *, text_field: str = "text", label_field: str = "label",
-                exclude_texts: Collection[str] = ()) -> int:
+                exclude_texts: Collection[str] = (), messages_field: str = "messages") -> int:
     """Write the labelled items of ``store`` to ``path`` in the task's format; returns how many.
 
     Text classification goes to CSV (``.csv``; ``.tsv`` tab-separated) with a header row of
     ``text_field`` and ``label_field``, else to JSONL. Items whose text is in ``exclude_texts`` are
-    left out (see ``tui/trainset.py``).
+    left out (see ``tui/trainset.py``). Responses go to JSONL records ``{messages_field: [...]}``
+    (``.csv``: one column of JSON lists); an item that is not a conversation with a response is a
+    ``DataError`` naming it, and nothing is written.
     """
     path = Path(path)
     excluded = set(exclude_texts)
@@ -207,6 +227,10 @@ def export_file(store: LabelStore, path: str | Path, kind: str, *, text_field: s
         else:
             text = "".join(json.dumps({"tokens": w, "tags": t}, ensure_ascii=False) + "\n" for w, t in tagged)
         atomic_write_text(path, text)
+    elif kind == "response":
+        records = [responses.training_record(i.payload, i.gold, f"{store.path.name} item #{i.id} ({i.source})", messages_field)
+                   for i in items]
+        atomic_write_text(path, responses.render(records, "," if path.suffix.lower() == ".csv" else None, messages_field))
     elif kind == "answer_span":
         paragraphs: dict[str, list[dict[str, Any]]] = {}
         for item in items:

@@ -21,9 +21,25 @@ def store_path_for(recipe: str | Path) -> Path:
     return recipe.with_name(recipe.stem + STORE_SUFFIX)
 
 
-def gold_labels(gold: Any) -> list[str]:
-    """Label names a gold value counts towards: a class, each span's label, answerable or not."""
-    if gold is None:
+#: how a ``response`` item's payload (``{"messages": [...]}``, see ``contracts.StoreRecord``) starts in its
+#: ``dump_json`` form; any ``"`` inside a string is escaped, so only a key can match
+RESPONSE_PAYLOAD_MARK = '"messages": ['
+
+
+def is_response_payload(payload: dict[str, Any] | str | None) -> bool:
+    """Whether a payload (a dict, or its ``dump_json`` text) is a conversation of the ``response`` kind."""
+    if isinstance(payload, str):
+        return RESPONSE_PAYLOAD_MARK in payload
+    return isinstance(payload, dict) and "messages" in payload
+
+
+def gold_labels(gold: Any, response: bool = False) -> list[str]:
+    """Label names a gold value counts towards: a class, each span's label, answerable or not.
+
+    A ``response`` item's gold (``response=True``: its payload is a conversation) is free text and
+    counts towards no label, so the store's per-label counts stay small whatever the responses say.
+    """
+    if gold is None or response:
         return []
     if isinstance(gold, str):
         return [gold]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assistant_builder.labelling.records import LABELLED, REVIEW, TODO, dump_json, item_key, load_json
+from assistant_builder.labelling.records import LABELLED, RESPONSE_PAYLOAD_MARK, REVIEW, TODO, dump_json, item_key, load_json
 from assistant_builder.labelling.store import LabelStore, _count
 
 SERVE_SOURCE = "serve"
@@ -232,11 +232,12 @@ class FeedbackStore(LabelStore):
             with self._transaction() as db:
                 progress = self._counts(db)
                 status_filter = f" AND status != '{LABELLED}'" if unlabelled_only else ""
-                rows = db.execute(f"SELECT id, status, gold FROM items WHERE {SOURCE_MATCH}{status_filter}", {"source": source}).fetchall()
+                rows = db.execute(f"SELECT id, status, gold, instr(payload, :mark) > 0 FROM items WHERE {SOURCE_MATCH}{status_filter}",
+                                  {"source": source, "mark": RESPONSE_PAYLOAD_MARK}).fetchall()
                 ids = [r[0] for r in rows]
-                for _, status, gold in rows:
+                for _, status, gold, response in rows:
                     progress.total -= 1
-                    _count(progress, status, load_json(gold), -1)
+                    _count(progress, status, load_json(gold), -1, bool(response))
                 events, history = self._delete_items(db, ids)
                 self._save_counts(db, progress)
         finally:

@@ -6,9 +6,9 @@ WAL mode lets the suggestion worker write while the UI reads and writes.
 
 Tables:
 
-* ``items``: one row per example: ``payload`` (task JSON: ``{"text"}``, ``{"tokens"}`` or
-  ``{"question", "context"}``), ``source``, ``gold`` (JSON label / spans / answers, NULL when
-  unlabelled), ``status`` (``todo``, ``labelled``, ``skipped``, ``review``), ``suggestion`` (a model
+* ``items``: one row per example: ``payload`` (task JSON: ``{"text"}``, ``{"tokens"}``,
+  ``{"question", "context"}`` or ``{"messages"}``), ``source``, ``gold`` (JSON label / spans /
+  answers / response text, NULL when unlabelled), ``status`` (``todo``, ``labelled``, ``skipped``, ``review``), ``suggestion`` (a model
   prediction, JSON) and its ``margin`` (top-1 minus top-2 score: smaller = less certain), ``note``.
 * ``history``: append-only, one row per change a person made (``label``, ``skip``, ``send_back``,
   ``undo``, ``redo``, and ``feedback`` from ``builder serve``): item, state before and after, time.
@@ -17,6 +17,8 @@ Tables:
 * ``undo_stack`` + ``meta.undo_top``: positions of the history rows that undo/redo walk. A new
   decision drops everything above the top (the redo branch), exactly like an editor; the stack is
   unbounded, so undo is unlimited (and survives restarts).
+* ``meta``: the progress snapshot, the undo top, the saved label set, and ``draft:<item id>``: text
+  typed for an item but not saved yet (the response editor's), dropped when the item is labelled.
 
 Durability: every decision is its own transaction, committed before the call returns. In WAL mode
 with ``synchronous=NORMAL`` a commit is an append to the ``-wal`` file (no fsync), so a killed
@@ -36,8 +38,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from assistant_builder.labelling.records import (LABELLED, REVIEW, SKIPPED, STATUSES, STORE_SUFFIX, TODO, Decision, Item, Progress, gold_labels,
-                                           item_key, store_path_for)
+from assistant_builder.labelling.records import (LABELLED, RESPONSE_PAYLOAD_MARK, REVIEW, SKIPPED, STATUSES, STORE_SUFFIX, TODO, Decision, Item,
+                                                 Progress, gold_labels, is_response_payload, item_key, store_path_for)
 from assistant_builder.labelling.records import dump_json as _dump
 from assistant_builder.labelling.records import load_json as _load
 
@@ -140,7 +142,7 @@ class LabelStore:
                 seen += 1 - cursor.rowcount
                 if cursor.rowcount:
                     progress.total += 1
-                    _count(progress, status, gold, +1)
+                    _count(progress, status, gold, +1, is_response_payload(payload))
             self._save_counts(db, progress)
         return added, seen
 
@@ -183,10 +185,10 @@ class LabelStore:
     def _change(self, db: sqlite3.Connection, item_id: int, gold: Any, status: str, kind: str, note: str | None = None,
                 suggestion: Any = ..., payload: Any = ...) -> Decision:
         progress = self._counts(db)  # before any write: the snapshot still matches the data
-        row = db.execute("SELECT gold, status FROM items WHERE id = ?", (item_id,)).fetchone()
+        row = db.execute("SELECT gold, status, instr(payload, ?) > 0 FROM items WHERE id = ?", (RESPONSE_PAYLOAD_MARK, item_id)).fetchone()
         if row is None:
             raise KeyError(f"no item {item_id} in {self.path}")
-        before_gold, before_status = row
+        before_gold, before_status, response = row
         after_gold = _dump(gold)
         now = time.time()
         sets, args = ["gold = ?", "status = ?", "updated = ?"], [after_gold, status, now]
@@ -199,8 +201,8 @@ class LabelStore:
         db.execute(f"UPDATE items SET {', '.join(sets)} WHERE id = ?", (*args, item_id))
         seq = db.execute("INSERT INTO history(item_id, kind, before_gold, before_status, after_gold, after_status, time) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?)", (item_id, kind, before_gold, before_status, after_gold, status, now)).lastrowid
-        _count(progress, before_status, _load(before_gold), -1)
-        _count(progress, status, gold, +1)
+        _count(progress, before_status, _load(before_gold), -1, bool(response))
+        _count(progress, status, gold, +1, bool(response))
         self._save_counts(db, progress)
         return Decision(seq, item_id, kind, _load(before_gold), before_status, gold, status)  # type: ignore[arg-type]
 
@@ -211,11 +213,28 @@ class LabelStore:
         self._set_meta("undo_top", str(top + 1))
 
     def decide(self, item_id: int, gold: Any, kind: str = "label") -> Decision:
-        """Record a label (``gold``) for an item; committed before this returns."""
+        """Record a label (``gold``) for an item; committed before this returns. The item's draft
+        (``set_draft``), if any, is dropped in the same transaction."""
         with self._transaction() as db:
             decision = self._change(db, item_id, gold, LABELLED, kind)
             self._push(db, decision.seq)
+            db.execute("DELETE FROM meta WHERE key = ?", (_draft_key(item_id),))
         return decision
+
+    # -- drafts -----------------------------------------------------------------------------------
+    def draft(self, item_id: int) -> str | None:
+        """Unsaved text typed for an item (the TUI's response editor keeps it when you leave the item
+        without saving), or None. A draft is not a decision: it has no history and no undo."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (_draft_key(item_id),)).fetchone()
+        return row[0] if row else None
+
+    def set_draft(self, item_id: int, text: str | None) -> None:
+        """Keep ``text`` as the item's draft (None or blank: drop it); committed before this returns."""
+        with self._transaction() as db:
+            if text is None or not text.strip():
+                db.execute("DELETE FROM meta WHERE key = ?", (_draft_key(item_id),))
+            else:
+                self._set_meta(_draft_key(item_id), text)
 
     def skip(self, item_id: int) -> Decision:
         """Take an item out of the queue without labelling it (undoable)."""
@@ -341,8 +360,9 @@ class LabelStore:
         for status, count in db.execute("SELECT status, count(*) FROM items GROUP BY status"):
             progress.by_status[status] = count
             progress.total += count
-        for gold, count in db.execute("SELECT gold, count(*) FROM items WHERE status = 'labelled' GROUP BY gold"):
-            for label in gold_labels(_load(gold)):
+        for gold, response, count in db.execute("SELECT gold, instr(payload, ?) > 0 AS response, count(*) FROM items "
+                                                "WHERE status = 'labelled' GROUP BY gold, response", (RESPONSE_PAYLOAD_MARK,)):
+            for label in gold_labels(_load(gold), bool(response)):
                 progress.per_label[label] += count
         return progress
 
@@ -355,9 +375,14 @@ class LabelStore:
         self._progress = progress
 
 
-def _count(progress: Progress, status: str, gold: Any, delta: int) -> None:
-    """Move one item with ``gold`` into (``delta`` +1) or out of (-1) ``status`` in ``progress``."""
+def _draft_key(item_id: int) -> str:
+    return f"draft:{int(item_id)}"
+
+
+def _count(progress: Progress, status: str, gold: Any, delta: int, response: bool = False) -> None:
+    """Move one item with ``gold`` into (``delta`` +1) or out of (-1) ``status`` in ``progress``
+    (``response``: the item is a conversation, whose gold counts towards no label)."""
     progress.by_status[status] += delta
     if status == LABELLED:
-        for label in gold_labels(gold):
+        for label in gold_labels(gold, response):
             progress.per_label[label] += delta

@@ -68,7 +68,14 @@ class BuilderApp(App[None]):
         self.title = f"assistant-builder · {self.project.recipe_path.name}"
         self.switch_mode(self.start_mode)
 
+    def keep_drafts(self) -> None:
+        """Keep what was typed in the response editor but not saved, as its item's draft."""
+        label = self.screens_by_mode.get("label")
+        if isinstance(label, LabelScreen):
+            label.keep_draft()
+
     def on_unmount(self) -> None:
+        self.keep_drafts()
         self.store.close()
 
     async def on_run_chosen(self, message: RunChosen) -> None:
@@ -91,4 +98,5 @@ class BuilderApp(App[None]):
                         "(the process still ends only after the checkpoint).", timeout=30)
             train.stop_and_quit()
             return
+        self.keep_drafts()
         self.exit()

@@ -11,7 +11,9 @@ gives every validation example's in-scope score, gold label and top in-scope lab
 the threshold what-if of ``tui/threshold.py``), and the run's threshold from ``task_options.json``.
 Runs whose predictions have no ``in_scope_score`` (older runs, no fallback label) leave ``scored``
 empty and the screen hides its out-of-scope panel. The reliability bins come from
-``metrics.json``'s ``decision_rule.calibration``.
+``metrics.json``'s ``decision_rule.calibration``. Generated answers (``metrics.json``'s ``samples``:
+prompt, reference, base-model and fine-tuned answer, as the ``generation`` task writes them) are
+read as they are, for any task that writes them.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class RunEvaluation:
     run_rejected: int = 0
     #: ``decision_rule.calibration`` of metrics.json: temperature, ece_before/after, reliability bins
     calibration: dict[str, Any] = field(default_factory=dict)
+    #: generated answers on validation prompts (``metrics.json``'s ``samples``; empty: no answers tab)
+    samples: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _short(value: Any) -> str:
@@ -132,6 +136,8 @@ def load_evaluation(run_dir: str | Path, registry: Any = None) -> RunEvaluation:
                                list(details.get("labels") or details.get("entity_types") or []), details.get("confusion_matrix"))
     calibration = (details.get("decision_rule") or {}).get("calibration")
     evaluation.calibration = calibration if isinstance(calibration, dict) else {}
+    samples = details.get("samples")
+    evaluation.samples = [s for s in samples if isinstance(s, dict)] if isinstance(samples, list) else []
     if not details:
         evaluation.note = f"{run_dir.name} has no evaluation yet ({run.status})"
         return evaluation
@@ -147,7 +153,9 @@ def load_evaluation(run_dir: str | Path, registry: Any = None) -> RunEvaluation:
             evaluation.note = f"validation data could not be reloaded ({exc}); showing the errors saved in metrics.json"
     if errors is None:
         errors = _generic_errors(details, run.task == "classification")
-        if run.task != "classification":
+        if evaluation.samples and not errors:
+            evaluation.note = evaluation.note or f"{len(evaluation.samples)} generated answers on validation prompts: a shows them"
+        elif run.task != "classification":
             evaluation.note = evaluation.note or f"{run.task} errors are shown read-only; sending them back needs the {run.task} labelling widget"
     evaluation.errors = sorted(errors, key=lambda e: -e.score)
     return evaluation

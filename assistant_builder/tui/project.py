@@ -13,6 +13,7 @@ from typing import Any
 
 from assistant_builder.errors import BuilderError, ConfigError, ConfigIssue
 from assistant_builder.recipe.loader import LoadedRecipe, load_recipe
+from assistant_builder.labelling.responses import ResponseFields
 from assistant_builder.labelling.store import LabelStore, store_path_for
 
 #: a run whose metrics.jsonl changed less than this many seconds ago counts as running
@@ -33,6 +34,8 @@ class Project:
     task_options: dict[str, Any] = field(default_factory=dict)
     #: labels found in the recipe's own training data (empty if it has none yet)
     data_labels: list[str] = field(default_factory=list)
+    #: the validation metric the run maximises (``train.metric``, else the task's primary metric)
+    metric: str = ""
 
     @property
     def name(self) -> str:
@@ -46,6 +49,16 @@ class Project:
     def label_field(self) -> str:
         return str(self.task_options.get("label_field", "label"))
 
+    def import_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``labelling.formats.import_file`` for this recipe's field names."""
+        return {"text_field": self.text_field, "label_field": self.label_field, "id_field": self.task_options.get("id_field"),
+                "fields": ResponseFields.from_options(self.task_options)}
+
+    def export_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``labelling.formats.export_file`` for this recipe's field names."""
+        return {"text_field": self.text_field, "label_field": self.label_field,
+                "messages_field": ResponseFields.from_options(self.task_options).messages}
+
     def labels(self, store: LabelStore) -> list[str]:
         """Declared labels (``task.options.labels``), else those of the recipe's data, then any new
         ones saved or used in the store."""
@@ -56,7 +69,7 @@ class Project:
     def training_file(self) -> Path:
         """Where the labelled store is exported for training (same format as the recipe's data)."""
         suffix = {"token_spans": ".jsonl", "answer_span": ".json"}.get(self.kind)
-        if suffix is None:
+        if suffix is None:  # classes and responses: CSV or JSONL, like the recipe's own data
             suffix = ".csv" if self.loaded.recipe.data.train.suffix.lower() in (".csv", ".tsv") else ".jsonl"
         return self.recipe_path.with_name(f"{self.recipe_path.stem}.labels.train{suffix}")
 
@@ -81,6 +94,7 @@ def open_project(recipe_path: str | Path, registry: Any) -> Project:
         declared_labels=recipe.task.options.get("labels"), store_path=store_path_for(recipe_path),
         runs_dir=loaded.resolve(recipe.output.runs_dir), task_options=dict(recipe.task.options),
         data_labels=_labels_in_data(loaded, task) if task.labelling_kind == "text_class" else [],
+        metric=recipe.train.metric or task.primary_metric,
     )
 
 

@@ -78,8 +78,7 @@ def export_training_data(store: LabelStore, project: Any, registry: Any) -> Trai
     if validation:
         texts = {example.text for example in validation}
         held = {item.payload["text"]: item.gold for item in store.items(LABELLED) if item.payload.get("text") in texts}
-    count = export_file(store, target, project.kind, text_field=project.text_field, label_field=project.label_field,
-                        exclude_texts=held.keys())
+    count = export_file(store, target, project.kind, **project.export_options(), exclude_texts=held.keys())
     if not held:
         return TrainingData(target, count)
     corrected = [example for example in validation if example.text in held and held[example.text] != example.label]

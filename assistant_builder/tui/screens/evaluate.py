@@ -5,8 +5,10 @@ with its gold and predicted labels shown on the Label screen).
 For a run with out-of-scope rejection, an "Out of scope" tab (``o``) shows the rejected validation
 examples and the out-of-scope ones accepted; ``[`` / ``]`` (``{`` / ``}``: ten at a time, ``=``: back)
 move the threshold through the validation scores as a what-if, with the figures updated live. A
-"Calibration" tab (``c``) draws the reliability chart when the run saved its bins. Both tabs are
-hidden for runs without that data.
+"Calibration" tab (``c``) draws the reliability chart when the run saved its bins. An "Answers"
+tab (``a``) lists a generative run's answers on validation prompts: reference, base model and
+fine-tuned, with token F1, the highlighted one in full. These tabs are hidden for runs without that
+data.
 
 The run is read in a worker thread (reloading the validation data can take a moment); the worker
 posts ``EvaluationLoaded`` and the handler fills the tables.
@@ -31,10 +33,11 @@ from assistant_builder.tui.project import Project, latest_run
 from assistant_builder.labelling.store import LabelStore
 from assistant_builder.tui.widgets.nav import NavBar
 from assistant_builder.tui.widgets.reliability_chart import ReliabilityChart
+from assistant_builder.tui.widgets.samples_panel import SamplesPanel
 from assistant_builder.tui.widgets.threshold_panel import ThresholdPanel
 
 #: tabs shown only when the run has their data, and the actions that need them
-OPTIONAL_TABS = {"eval-oos-tab": ("threshold", "threshold_reset"), "eval-calibration-tab": ()}
+OPTIONAL_TABS = {"eval-oos-tab": ("threshold", "threshold_reset"), "eval-calibration-tab": (), "eval-samples-tab": ()}
 THRESHOLD = Binding.Group("threshold", compact=True)
 
 
@@ -52,6 +55,7 @@ class EvaluateScreen(Screen[None]):
         Binding("right_curly_bracket", "threshold(10)", "threshold up 10", key_display="}", id="evaluate.threshold_up_10", show=False),
         Binding("equals_sign", "threshold_reset", "the run's threshold", key_display="=", id="evaluate.threshold_reset", show=False),
         Binding("c", "show_tab('eval-calibration-tab')", "calibration", id="evaluate.calibration"),
+        Binding("a", "show_tab('eval-samples-tab')", "answers", id="evaluate.answers"),
     ]
 
     def __init__(self, project: Project, store: LabelStore, registry: Any) -> None:
@@ -81,6 +85,8 @@ class EvaluateScreen(Screen[None]):
             with TabPane("Calibration", id="eval-calibration-tab"):
                 yield Static("", id="eval-calibration-figures")
                 yield ReliabilityChart(id="eval-reliability")
+            with TabPane("Answers", id="eval-samples-tab"):
+                yield SamplesPanel(id="eval-samples-panel")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -182,6 +188,9 @@ class EvaluateScreen(Screen[None]):
             self.query_one("#eval-calibration-figures", Static).update(
                 f"{method} T = {calibration.get('temperature', 1.0):.3f}" + (f" · ECE {ece}" if ece else "") + " · validation, 10 bins")
             self.query_one(ReliabilityChart).draw(calibration)
+        if evaluation.samples:
+            self.available.add("eval-samples-tab")
+            self.query_one(SamplesPanel).show(evaluation.samples)
         for tab in OPTIONAL_TABS:
             if tab in self.available:
                 tabs.show_tab(tab)
@@ -189,6 +198,8 @@ class EvaluateScreen(Screen[None]):
                 if tabs.active == tab:
                     tabs.active = "eval-errors-tab"
                 tabs.hide_tab(tab)
+        if evaluation.samples and not evaluation.errors and tabs.active == "eval-errors-tab":
+            tabs.active = "eval-samples-tab"  # a generative run has answers to read, not errors
         self.refresh_bindings()
 
     # -- actions --------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ class TrainScreen(Screen[None]):
         self.store = store
         self.registry = registry
         self.engine = engine
-        self.state = TrainingState()
+        self.state = TrainingState(metric=self.project.metric)
         self.stop_event = threading.Event()
         self.worker: Worker[None] | None = None
         self.attached = False
@@ -100,7 +100,7 @@ class TrainScreen(Screen[None]):
         if self.busy:
             self.notify("Already training or attached (c to cancel or detach).", severity="warning")
             return
-        self.state, self.attached, self.result = TrainingState(), False, None
+        self.state, self.attached, self.result = TrainingState(metric=self.project.metric), False, None
         self.stop_event = threading.Event()
         self.query_one(Log).clear()
         self.query_one(LossChart).draw(self.state)
@@ -130,7 +130,7 @@ class TrainScreen(Screen[None]):
                 self.notify("No run of this project is in progress (start one with `builder run` or t).", severity="warning")
                 return
             run_dir = running[0].path
-        self.state, self.attached, self.result = TrainingState(), True, None
+        self.state, self.attached, self.result = TrainingState(metric=self.project.metric), True, None
         self.query_one(Log).clear()
         self.worker = self._tail(run_dir)
 

@@ -1,6 +1,7 @@
-"""The example being labelled: its text (or question), current label, the model's suggestion with
-its score, and why it is in the queue (e.g. sent back from an evaluation). For span tasks the
-words themselves are in the ``SpanEditor`` below this view."""
+"""The example being labelled: its text (or question, or conversation), current label, the model's
+suggestion with its score, and why it is in the queue (e.g. sent back from an evaluation). For span
+tasks the words themselves are in the ``SpanEditor`` below this view; for responses the answer
+being written is in the ``ResponseEditor``."""
 
 from __future__ import annotations
 
@@ -21,8 +22,32 @@ def _source(source: str) -> str:
     return display_path(source) if source.startswith("/") else source
 
 
+#: characters of a response shown in the one-line summary of a label or suggestion
+SUMMARY_CHARS = 80
+ROLE_STYLES = {"system": "$text-muted", "user": "$secondary", "assistant": "$success"}
+
+
+def conversation_lines(messages: list[dict[str, Any]]) -> list[str]:
+    """A prompt's messages as markup, one block per message, its role marked (``user ›``)."""
+    lines = []
+    for message in messages:
+        role = str(message.get("role", "?"))
+        content = escape(str(message.get("content", ""))).splitlines() or [""]
+        lines.append(f"[b {ROLE_STYLES.get(role, '$text')}]{escape(role):>9} ›[/] {content[0]}")
+        lines += [f"{'':>11} {line}" for line in content[1:]]
+    return lines
+
+
+def _one_line(text: str) -> str:
+    flat = " ".join(text.split())
+    return escape(flat if len(flat) <= SUMMARY_CHARS else flat[: SUMMARY_CHARS - 1] + "…")
+
+
 def _summary(kind: str, value: Any) -> str:
     """A gold value or suggestion in one line."""
+    if kind == "response":
+        text = value.get("completion") if isinstance(value, dict) else value
+        return _one_line(str(text)) if text else "no answer"
     if kind == "text_class":
         return escape(str(value.get("label") if isinstance(value, dict) else value))
     if kind == "token_spans":
@@ -48,6 +73,8 @@ class ItemView(Static):
             lines += [f"[b]{escape(str(item.payload.get('text', item.payload)))}[/b]", ""]
         elif kind == "answer_span":
             lines += [f"[b]Q: {escape(item.payload['question'])}[/b]", ""]
+        elif kind == "response":
+            lines += [*conversation_lines(list(item.payload.get("messages") or [])), ""]
         if item.gold is not None:
             lines.append(f"current label: [b]{_summary(kind, item.gold)}[/b]")
         if item.suggestion:
