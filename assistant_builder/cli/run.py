@@ -24,6 +24,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("recipe", nargs="?", help="path to a recipe .toml file")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="type-checked overrides, e.g. train.epochs=3")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    parser.add_argument("--from", dest="from_run", metavar="RUN_DIR",
+                        help="a warm-start update of that finished run: train on what is new since it (new lines, data.extra "
+                             "items, new labels) plus a replayed sample of what it learned, then keep the result only if it "
+                             "forgot no more than update.max_forgetting (docs/updates.md)")
     parser.add_argument("--folds", type=int, metavar="K", help="k-fold cross-validation on the training data (each fold a run, "
                         "export off) under RUNS/<name>-cv-<timestamp>/; refused when data.validation is set, unless "
                         "--folds-include-validation")
@@ -58,9 +62,13 @@ def run(args: argparse.Namespace) -> int:
 
     registry = load_registry()
     if args.folds is not None or args.folds_include_validation:
+        if args.from_run:
+            raise ConfigError("builder run", [ConfigIssue("--from", "cannot be combined with --folds")])
         return _run_folds(args, registry)
     resume_dir = None
     if args.resume:
+        if args.from_run:
+            raise ConfigError("builder run", [ConfigIssue("--from", "not with --resume: a resumed update continues from the parent it recorded")])
         if args.recipe or args.overrides:
             raise ConfigError("builder run", [ConfigIssue("--resume", "takes only the run directory; the recipe and overrides are read from it")])
         resume_dir = Path(args.resume).resolve()
@@ -74,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     main_process = is_main_process()
     progress = ConsoleProgress(quiet=args.quiet or not main_process)
     try:
-        result = run_engine(loaded, registry, [progress], stop_event, overrides=args.overrides, resume_dir=resume_dir)
+        result = run_engine(loaded, registry, [progress], stop_event, overrides=args.overrides, resume_dir=resume_dir,
+                            from_run=Path(args.from_run) if args.from_run else None)
     finally:
         progress.close()
         for sig, handler in previous.items():

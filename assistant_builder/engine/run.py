@@ -28,6 +28,7 @@ from assistant_builder.engine.extra_data import describe as describe_extra
 from assistant_builder.engine.metrics_log import MetricsLog
 from assistant_builder.engine.seeding import seed_everything
 from assistant_builder.engine.store_data import materialise_store_data
+from assistant_builder.engine import warm_start as ws
 from assistant_builder.errors import ConfigError, ConfigIssue, RunInterrupted, TrainingError
 from assistant_builder.inference import run_features
 from assistant_builder.recipe.loader import LoadedRecipe, enabled_loggers
@@ -75,12 +76,15 @@ def resolved_recipe(loaded: LoadedRecipe) -> dict[str, Any]:
 
 def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (), stop_event: threading.Event | None = None,
         overrides: Sequence[str] = (), resume_dir: Path | None = None, *, task_data: TaskData | None = None,
-        run_dir: Path | None = None) -> RunResult:
+        run_dir: Path | None = None, from_run: Path | None = None) -> RunResult:
     """Train, evaluate, export and verify as ``loaded`` describes; write everything to a new run directory.
 
     With ``resume_dir``, continue that run from its newest intact checkpoint instead. ``task_data``
     (cross-validation folds) replaces the examples ``data.train``/``data.validation`` would load;
     ``run_dir`` is a new, empty directory to write the run to instead of one under ``output.runs_dir``.
+    ``from_run``: a warm-start update of that finished run (``engine/warm_start.py``): it trains on
+    what is new plus a replay sample, and raises ``UpdateRefused`` (nothing exported) when it forgot
+    too much or did not learn what was new.
     Raises ``BuilderError`` subclasses for anything the user can fix; ``RunInterrupted`` (after
     writing a checkpoint) if ``stop_event`` is set before training finished.
     """
@@ -107,6 +111,14 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
         "extra": [loaded.resolve(path) for path in recipe.data.extra],
     })
     metric = recipe.train.metric or task.primary_metric
+    if resume_dir is not None and from_run is None:  # an interrupted update resumes from the same parent
+        from_run = Path((ws.read_update_record(resume_dir) or {}).get("parent") or "") or None
+    parent = None
+    if from_run is not None:
+        if generative:
+            raise ConfigError(str(loaded.source), [ConfigIssue("--from", f"updates of a '{task.name}' run are not supported yet; "
+                                                               "train a full run (builder run RECIPE)")])
+        parent = ws.load_parent(from_run, task.name, resolved_recipe(loaded)["model"]["base"], str(loaded.source))
 
     rank, _ = process_rank()
     if rank == 0:
@@ -128,6 +140,14 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
             events.on_stage_start(StageStarted("extra data", ", ".join(str(path) for path in data.extra)))
             task_data, extra = add_extra_data(task, task_data, data.extra, task_options, run_dir)
             events.on_stage_start(StageStarted("extra data", describe_extra(extra)))
+        plan = None
+        if parent is not None:
+            plan = ws.plan_update(task, task_data, parent, task_options, recipe.update, recipe.train.seed)
+            ws.check_can_extend(task, parent, plan.new_labels, str(loaded.source))
+            task_data = plan.task_data
+            events.on_stage_start(StageStarted("update", ws.describe_plan(plan.report)))
+            if rank == 0:
+                ws.write_update_record(run_dir, {"parent": str(parent.run_dir), "plan": plan.report, "gate": None})
         if resume_dir is None and rank == 0:
             rundir.write_recipe_copies(run_dir, loaded.source, resolved_recipe(loaded))
             provenance = rundir.write_provenance(run_dir, loaded.source, task_data.sources, recipe.train.seed, base_model, list(overrides),
@@ -136,6 +156,12 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
                 provenance["data"]["extra"] = extra["stores"]
                 provenance["training_examples"] = extra["training_examples"]
                 atomic_write_json(run_dir / "provenance.json", provenance)
+            if parent is not None and plan is not None:
+                provenance["parent"] = {"run_dir": str(parent.run_dir), "metric": parent.metric, "metrics": parent.metrics}
+                provenance["update"] = {k: v for k, v in plan.report.items() if not k.endswith("_inputs")}
+                atomic_write_json(run_dir / "provenance.json", provenance)
+        if rank == 0:
+            ws.record_example_sets(task, task_data, run_dir, train=plan.known_train if plan is not None else None)
         events.on_run_start(RunStarted(run_dir, recipe.name, task.name, trainer.name, len(task_data.train),
                                        len(task_data.validation), tuple(task_data.labels)))
         if rank == 0:
@@ -160,9 +186,12 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
         train_features = task.encode(task_data.train, tokenizer, task_data.labels, task_options, recipe.model.max_length)
         valid_features = task.encode(task_data.validation, tokenizer, task_data.labels, task_options, recipe.model.max_length)
 
-        events.on_stage_start(StageStarted("build model", str(base_model)))
+        events.on_stage_start(StageStarted("build model", str(parent.model_dir if parent is not None else base_model)))
         seed_everything(recipe.train.seed)
-        model = task.build_model(base_model, task_data.labels, task_options, train_features)
+        if parent is not None:
+            model = ws.warm_start_model(task, parent, task_data.labels, task_options, train_features)
+        else:
+            model = task.build_model(base_model, task_data.labels, task_options, train_features)
 
         def predict(m: Any) -> tuple[Any, list[dict[str, Any]]]:
             from assistant_builder.engine.torch_runner import torch_runner
@@ -170,6 +199,15 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
             outputs = run_features(torch_runner(m, task.output_names), valid_features, pad_id, task.output_names, task.sequence_outputs,
                                    input_keys=input_keys)
             return outputs, task.decode(outputs, valid_features, task_data.validation, task_data.labels, task_options)
+
+        def predict_examples(m: Any, examples: Sequence[Any], options: Any, labels: Sequence[str] | None = None) -> list[dict[str, Any]]:
+            """``m``'s predictions on ``examples``, decoded with ``labels`` (default: the run's; a parent: its own)."""
+            from assistant_builder.engine.torch_runner import torch_runner
+
+            features = task.encode(examples, tokenizer, task_data.labels, options, recipe.model.max_length)
+            outputs = run_features(torch_runner(m, task.output_names), features, pad_id, task.output_names, task.sequence_outputs,
+                                   input_keys=input_keys)
+            return task.decode(outputs, features, examples, list(labels or task_data.labels), options)
 
         def evaluate(m: Any) -> dict[str, float]:
             _, predictions = predict(m)
@@ -179,7 +217,10 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
                                     f"it reports: {', '.join(metrics)}", hint="choose one of those for train.metric")
             return metrics
 
-        settings, notes = adjust_training(recipe.train, task, len(train_features), task_data.validation, process_rank()[1])
+        train_section = recipe.train
+        if parent is not None:  # an update: its own epochs, no minimum step count
+            train_section = recipe.train.model_copy(update={"epochs": recipe.update.epochs, "min_steps": 0})
+        settings, notes = adjust_training(train_section, task, len(train_features), task_data.validation, process_rank()[1])
         for note in notes:
             events.on_stage_start(StageStarted("train settings", note))
         if settings.epochs:
@@ -227,6 +268,18 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
         with atomic_directory(run_dir / "model") as model_dir:
             task.save_model(final_model, model_dir, task_data.labels)
             tokenizer.save(str(model_dir / "tokenizer.json"))
+        update = None
+        if parent is not None and plan is not None:
+            events.on_stage_start(StageStarted("update gate", "against the parent, on its validation set and the held-out new examples"))
+            update = _gate_update(task, parent, plan, recipe, metric, evaluation.metrics, task_data, task_options, final_model,
+                                  predict_examples, run_dir)
+            events.on_stage_start(StageStarted("update gate", _describe_gate(update["gate"])))
+            if not update["gate"]["passed"]:
+                summary = {"run_dir": str(run_dir), "task": task.name, "trainer": trainer.name, "metric": metric,
+                           "metrics": evaluation.metrics, "exports": [], "model_dir": str(run_dir / "model"), "update": update}
+                atomic_write_json(run_dir / "summary.json", summary)
+                raise ws.UpdateRefused(f"{run_dir.name}: not exported: " + "; ".join(update["gate"]["reasons"]),
+                                       hint=f"the parent {parent.run_dir.name} stays the model to serve; see {run_dir / ws.UPDATE_FILE}")
 
         events.on_stage_start(StageStarted("export", ", ".join(e.name for e in exporters) or "none"))
         sample = valid_features[: min(4, len(valid_features))] or train_features[:4]
@@ -255,6 +308,8 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
             summary["train_adjustments"] = notes
         if extra:
             summary["extra_data"] = {"stores": extra["stores"], "training_examples": extra["training_examples"]}
+        if update is not None:
+            summary["update"] = update
         atomic_write_json(run_dir / "summary.json", summary)
         events.on_run_end(RunEnded(run_dir, summary))
         return RunResult(run_dir, evaluation.metrics, summary["exports"], summary)
@@ -266,6 +321,43 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
             close = getattr(sink, "close", None)
             if callable(close):
                 close()
+
+
+def _gate_update(task: Any, parent: ws.Parent, plan: ws.UpdatePlan, recipe: Any, metric: str, metrics: dict[str, float],
+                 task_data: TaskData, options: Any, model: Any, predict_examples: Any, run_dir: Path) -> dict[str, Any]:
+    """The update's gate (``warm_start.update_gate``), written to ``RUN/update.json``; returns the record."""
+    same_validation = [ws.input_key(task, e) for e in plan.parent_validation] == [ws.input_key(task, e) for e in task_data.validation]
+    after = float(metrics[metric]) if same_validation else ws.evaluate_examples(
+        task, plan.parent_validation, task_data.labels, options, metric, lambda ex: predict_examples(model, ex, options))
+    held_after = held_before = None
+    if plan.held_out:
+        held_after = ws.evaluate_examples(task, plan.held_out, task_data.labels, options, metric,
+                                          lambda ex: predict_examples(model, ex, options))
+        parent_options = options
+        saved = parent.run_dir / TASK_OPTIONS_FILE
+        if saved.is_file():  # the parent's own decision rule
+            parent_options = task.Options.model_validate(json.loads(saved.read_text(encoding="utf-8")))
+        parent_model = task.load_model(parent.model_dir).eval()
+        held_before = ws.evaluate_examples(task, plan.held_out, task_data.labels, parent_options, metric,
+                                           lambda ex: predict_examples(parent_model, ex, parent_options, parent.labels))
+        del parent_model
+    before = parent.metrics.get(metric)
+    gate = ws.update_gate(metric, None if before is None else float(before), float(after or 0.0), held_before, held_after,
+                          recipe.update.max_forgetting)
+    record = {"parent": str(parent.run_dir), "plan": plan.report, "gate": gate,
+              "metrics": {"before": parent.metrics, "after": metrics}}
+    ws.write_update_record(run_dir, record)
+    return {"parent": str(parent.run_dir), **{k: v for k, v in plan.report.items() if not k.endswith("_inputs")}, "gate": gate,
+            "kept": gate["passed"]}
+
+
+def _describe_gate(gate: dict[str, Any]) -> str:
+    """One stage line for an update's gate."""
+    parent, held = gate["parent_validation"], gate["held_out_new"]
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    line = (f"{gate['metric']} on the parent's validation set {fmt(parent['before'])} -> {fmt(parent['after'])}; "
+            f"held-out new examples {fmt(held['before'])} -> {fmt(held['after'])}")
+    return line + ("; kept" if gate["passed"] else "; REFUSED: " + "; ".join(gate["reasons"]))
 
 
 def _generation_exporters(task: Any, exporters: Sequence[Any], explicit: bool, source: str) -> list[Any]:

@@ -120,6 +120,20 @@ class TrainSection(Section):
     options: dict[str, Any] = Field(default_factory=dict, description="validated by the trainer's Options")
 
 
+class UpdateSection(Section):
+    """``builder run RECIPE --from RUN``: a warm-start update of an earlier run (docs/updates.md)."""
+
+    epochs: int = Field(2, ge=1, le=100, description="passes over the update's examples (what is new plus the replayed sample); "
+                        "train.epochs and train.min_steps apply to full runs only")
+    replay: float = Field(4.0, ge=0.0, description="parent training examples replayed per new training example (a seeded "
+                          "sample, so the model rehearses what it knew and does not forget it)")
+    min_replay: int = Field(256, ge=0, description="replay at least this many parent examples (all of them when it has fewer)")
+    holdout: float = Field(0.2, ge=0.0, lt=1.0, description="share of the new examples held out of training to check the update "
+                           "learned them (only when there are at least 10 new examples; never a new label's last example)")
+    max_forgetting: float = Field(0.01, ge=0.0, le=1.0, description="the update is refused when it loses more than this on the "
+                                  "parent's validation set (train.metric, as a fraction: 0.01 = one point)")
+
+
 class ExportSection(Section):
     formats: list[str] = Field(default_factory=lambda: ["onnx", "torchscript"], description="exporter plugin names")
     max_metric_drop: float = Field(0.01, ge=0.0, le=1.0, description="fail if the exported model's metric is lower by more than this")
@@ -147,6 +161,7 @@ class Recipe(Section):
     data: DataSection
     train: TrainSection = Field(default_factory=TrainSection)
     export: ExportSection = Field(default_factory=ExportSection)
+    update: UpdateSection = Field(default_factory=UpdateSection, description="warm-start updates (`builder run --from RUN`)")
     output: OutputSection = Field(default_factory=OutputSection)
     log: dict[str, bool | dict[str, Any]] = Field(
         default_factory=dict,

@@ -122,3 +122,41 @@ def load_classifier(directory: Path) -> SequenceClassifier:
         load_head_weights(model.classifier, "classifier", head, directory)
     model.tokenizer_files = tokenizer_files(directory)
     return model.eval()
+
+
+def warm_start_classifier(directory: Path, parent_labels: list[str], labels: list[str], dropout: float,
+                          class_weights: list[float] | None, label_smoothing: float,
+                          new_label_batches: Any = ()) -> SequenceClassifier:
+    """The classifier saved at ``directory`` (trained on ``parent_labels``), ready to train on ``labels``
+    (``parent_labels`` followed by new ones): the encoder and the old head rows as they were; each new
+    row points from the mean embedding of all the given examples towards the mean of its label's
+    (a class prototype), at the old rows' mean length, with the old rows' mean bias. A new label with
+    no example gets the fresh-head initialisation. ``new_label_batches`` yields ``(batch, label_ids)``
+    pairs of model inputs (``input_ids``, ``attention_mask``...) and their label ids, as tensors."""
+    if list(labels[: len(parent_labels)]) != list(parent_labels):
+        raise ValueError("the labels of an update must start with the parent's, in its order")
+    parent = load_classifier(directory)
+    model = SequenceClassifier(parent.encoder, len(labels), parent.pooling, dropout, class_weights, label_smoothing)
+    model.tokenizer_files = parent.tokenizer_files
+    old, new, count = parent.classifier, model.classifier, len(parent_labels)
+    with torch.no_grad():
+        new.weight[:count] = old.weight
+        new.bias[:count] = old.bias
+        if len(labels) > count:
+            sums = torch.zeros(len(labels), new.in_features)
+            counts = torch.zeros(len(labels))
+            model.eval()
+            for batch, label_ids in new_label_batches:
+                hidden = encoder_states(model.encoder, batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+                pooled = model.pool(hidden, batch["attention_mask"]).float()
+                sums.index_add_(0, label_ids, pooled)
+                counts.index_add_(0, label_ids, torch.ones(len(label_ids)))
+            centre = sums.sum(0) / counts.sum().clamp(min=1.0)
+            length = old.weight.norm(dim=1).mean()
+            for index in range(count, len(labels)):
+                if counts[index] == 0:
+                    continue
+                direction = sums[index] / counts[index] - centre
+                new.weight[index] = direction / direction.norm().clamp(min=1e-6) * length
+                new.bias[index] = old.bias.mean()
+    return model.train()

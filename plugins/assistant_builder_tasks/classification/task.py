@@ -128,6 +128,31 @@ class ClassificationTask(Task):
 
         return load_classifier(directory)
 
+    def warm_start_model(self, parent_model_dir: Path, parent_labels: Sequence[str], labels: Sequence[str],
+                         options: ClassificationOptions, train_features: Sequence[Feature] | None = None) -> Any:
+        """The parent's classifier with a row per new label (``model.warm_start_classifier``; the optional
+        warm-start protocol of ``builder run --from``, docs/updates.md), new rows from the examples'
+        mean embeddings: the new labels' examples and a sample of the others (for the centre)."""
+        import torch
+
+        from assistant_builder_tasks.classification.model import warm_start_classifier
+
+        features = list(train_features or [])
+        weights = self.class_weights(features, len(labels)) if options.class_weighting == "balanced" and features else None
+        old = len(parent_labels)
+        new = [f for f in features if f.get("labels", -1) >= old]
+        others = [f for f in features if 0 <= f.get("labels", -1) < old][: max(256, len(new))]
+        chosen = new + others if new else []
+
+        def batches() -> Any:
+            for start in range(0, len(chosen), 64):
+                part = chosen[start:start + 64]
+                batch = {k: v for k, v in self.collate(part, 0).items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+                yield batch, torch.tensor([f["labels"] for f in part], dtype=torch.long)
+
+        return warm_start_classifier(parent_model_dir, list(parent_labels), list(labels), options.dropout, weights,
+                                     options.label_smoothing, batches())
+
     def save_model(self, model: Any, directory: Path, labels: Sequence[str]) -> None:
         model.save_pretrained(directory, list(labels))
 
