@@ -155,33 +155,34 @@ def plan_update(task: Any, task_data: TaskData, parent: Parent, options: Any, se
     the same data, parent and seed give the same plan (``--resume`` relies on it)."""
     parent_gold = {dump_json(r.payload) or "": dump_json(r.gold) for r in parent.train}
     new, corrected = [], 0
-    seen: set[str] = set()
+    seen: set[str] = set()  # the new inputs (every copy of one trains, as in a full run)
     for example in task_data.train:
         key = input_key(task, example)
-        if key in seen:
-            continue
         gold = dump_json(task.to_store(example).gold)
         if parent_gold.get(key) == gold:
             continue
+        corrected += key in parent_gold and key not in seen
         seen.add(key)
-        corrected += key in parent_gold
         new.append(example)
     labels = list(parent.labels) + [label for label in task_data.labels if label not in parent.labels]
     new_labels = labels[len(parent.labels):]
     rng = random.Random(seed)
-    order = list(range(len(new)))
+    copies: dict[str, list[int]] = {}  # an input is held out with all its copies: none of them trains
+    for index, example in enumerate(new):
+        copies.setdefault(input_key(task, example), []).append(index)
+    order = list(copies)
     rng.shuffle(order)
     held: set[int] = set()
     if len(new) >= MIN_NEW_FOR_HOLDOUT and settings.holdout > 0:
         quota = int(len(new) * settings.holdout)
         left = Counter(c for example in new for c in _classes(task, example))
-        for index in order:
+        for key in order:
             if len(held) >= quota:
                 break
-            classes = _classes(task, new[index])
-            if all(left[c] > 1 for c in classes):
-                held.add(index)
-                left.subtract(classes)
+            taken = Counter(c for index in copies[key] for c in _classes(task, new[index]))
+            if len(held) + len(copies[key]) <= quota and all(left[c] > count for c, count in taken.items()):
+                held.update(copies[key])
+                left.subtract(taken)
     new_train = [e for i, e in enumerate(new) if i not in held]
     held_out = [e for i, e in enumerate(new) if i in held]
     candidates = [r for r in parent.train if (dump_json(r.payload) or "") not in seen]

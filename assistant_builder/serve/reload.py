@@ -5,12 +5,15 @@ the old model, runs the checks, and only then rebinds ``state.slot`` (on the eve
 is atomic: a request uses the slot it read when it started, and requests already queued finish on
 the old model). The checks, in order, each refusing with a reason code:
 
+* ``update_refused``: the path is a warm-start update (``builder run --from``) whose gate refused it
+  (it forgot too much, or did not learn what was new: ``RUN/update.json``);
 * ``load_failed``: the path is not a loadable bundle (missing, invalid manifest, ONNX error);
 * ``verification_failed``: the export verification of the variant that will serve did not pass
   (``verification_passed``: ``manifest["verification"][variant]["passed"]``);
 * ``task_changed``: another task (a different API; never allowed: a generation model never replaces
   an encoder model, nor the other way round);
-* ``labels_changed``: another label set, unless ``--allow-label-change``;
+* ``labels_changed``: another label set, unless ``--allow-label-change``; a superset of the serving
+  model's labels (new intents an update learned) is allowed;
 * ``smoke_failed``: the model fails on the documented example input (or the regression set's; a
   generation model: two tokens for a short prompt);
 * ``regression``: with ``--regression FILE``, its primary metric on the set is lower than the
@@ -29,8 +32,10 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from assistant_builder.engine.warm_start import refused_update
 from assistant_builder.errors import BuilderError, DataError
 from assistant_builder.runtime.bundle import verification_failures
 from assistant_builder.serve.generation import GENERATION
@@ -117,6 +122,9 @@ class Reloader:
     # -- in a worker thread ---------------------------------------------------------------------
     def _load_and_check(self, path: str, current: ModelSlot) -> tuple[ModelSlot, list[str]]:
         s = self.settings
+        refused = refused_update(Path(path))
+        if refused:
+            raise ReloadRefused("update_refused", f"{path}: is an update its gate refused ({refused}); the serving model stays")
         try:
             candidate = load_slot(path, s.variant, s.ort_threads, options=s.task_overrides)
         except BuilderError as exc:
@@ -129,7 +137,10 @@ class Reloader:
         if candidate.task_name != current.task_name:
             raise ReloadRefused("task_changed", f"{path}: is a '{candidate.task_name}' model; the server serves '{current.task_name}' "
                                 "(a different API; start another server for it)")
-        if candidate.ref.labels != current.ref.labels:
+        added = [label for label in candidate.ref.labels if label not in current.ref.labels]
+        if candidate.ref.labels != current.ref.labels and set(current.ref.labels) <= set(candidate.ref.labels):
+            checks.append(f"labels extended (+{len(added)}: {', '.join(added[:5])}{'...' if len(added) > 5 else ''})")
+        elif candidate.ref.labels != current.ref.labels:
             if not s.allow_label_change:
                 raise ReloadRefused("labels_changed", f"{path}: its labels differ from the serving model's: "
                                     f"{_label_diff(current.ref.labels, candidate.ref.labels)}",)

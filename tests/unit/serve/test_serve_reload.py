@@ -40,6 +40,10 @@ def second_runs(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) 
     runs = {name: build_run(name, root / f"{name}-b", tiny_model_dir, seed=1) for name in ("classification", "ner", "qa")}
     runs["unverified"] = build_run("classification", root / "unverified", tiny_model_dir, seed=2, verified=False)
     runs["relabelled"] = build_run("classification", root / "relabelled", tiny_model_dir, seed=3, labels=["alarm", "music", "timer"])
+    runs["extended"] = build_run("classification", root / "extended", tiny_model_dir, seed=4, labels=["alarm", "music", "weather", "timer"])
+    refused = build_run("classification", root / "refused-update", tiny_model_dir, seed=5)
+    (refused / "update.json").write_text(json.dumps({"parent": "p", "gate": {"passed": False, "reasons": ["it forgot: accuracy fell"]}}))
+    runs["refused-update"] = refused
     return runs
 
 
@@ -91,6 +95,7 @@ def test_reload_swaps_the_model_and_rollback_swaps_back(task_client: Any, task_r
     ("unverified", "verification_failed", "the export verification of its fp32 model did not pass (agreement 50.00% < 99.00%)"),
     ("relabelled", "labels_changed", "its labels differ from the serving model's: added timer; removed weather"),
     ("ner", "task_changed", "is a 'ner' model; the server serves 'classification'"),
+    ("refused-update", "update_refused", "is an update its gate refused (it forgot: accuracy fell)"),
     ("missing", "load_failed", "could not be loaded"),
 ])
 def test_a_refused_reload_leaves_the_old_model_and_says_why(task_client: Any, second_runs: dict, tmp_path: Path, which: str,
@@ -113,6 +118,15 @@ def test_allow_label_change_accepts_a_new_label_set(task_client: Any, second_run
     response = client.post("/admin/reload", json={"path": str(second_runs["relabelled"])}, headers=TOKEN)
     assert response.status_code == 200 and any("allowed" in c for c in response.json()["checks"])
     assert client.get("/info", headers=TOKEN).json()["labels"] == ["alarm", "music", "timer"]
+
+
+def test_a_model_with_new_labels_added_swaps_in_without_allow_label_change(task_client: Any, second_runs: dict) -> None:
+    """A superset of the serving labels (new intents an update learned) is not a label change to refuse."""
+    client = task_client("classification", token="t", capture="none")
+    response = client.post("/admin/reload", json={"path": str(second_runs["extended"])}, headers=TOKEN)
+    assert response.status_code == 200, response.text
+    assert "labels extended (+1: timer)" in response.json()["checks"]
+    assert client.get("/info", headers=TOKEN).json()["labels"] == ["alarm", "music", "weather", "timer"]
 
 
 def test_admin_routes_need_a_token_and_a_valid_body(task_client: Any, second_runs: dict) -> None:

@@ -1,0 +1,66 @@
+"""``warm_start.plan_update``: what is new, held out and replayed, seeded; and ``update_gate``'s verdicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant_builder.contracts import StoreRecord, TaskData
+from assistant_builder.engine.warm_start import Parent, plan_update, update_gate
+from assistant_builder.recipe.schema import UpdateSection
+from assistant_builder.registry import build_registry
+
+
+@pytest.fixture(scope="module")
+def task():
+    return build_registry().create("task", "classification")
+
+
+def _parent(n: int = 100) -> Parent:
+    train = [StoreRecord({"text": f"old text {i}"}, "a" if i % 2 else "b") for i in range(n)]
+    return Parent(Path("/runs/parent"), ["a", "b"], "accuracy", {"accuracy": 0.9}, train, [StoreRecord({"text": "v"}, "a")])
+
+
+def _data(task, parent: Parent, new: list[tuple[str, str]]) -> TaskData:
+    options = task.Options()
+    old = [task.from_store(r, ["a", "b", "c"], options) for r in parent.train]
+    fresh = [task.from_store(StoreRecord({"text": t}, y), ["a", "b", "c"], options) for t, y in new]
+    return TaskData(old + fresh, [], ["a", "b", "c"])
+
+
+def test_the_plan_finds_new_inputs_and_corrections_and_replays_a_seeded_sample(task):
+    parent = _parent()
+    new = [(f"new text {i}", "c") for i in range(20)] + [("old text 0", "a")]  # old text 0 was "b": a correction
+    data = _data(task, parent, new)
+    settings = UpdateSection(replay=2.0, min_replay=10, holdout=0.2)
+    plan = plan_update(task, data, parent, task.Options(), settings, seed=1)
+    report = plan.report
+    assert report["new_examples"] == 21 and report["corrected"] == 1 and report["held_out"] == 4 and report["new_trained"] == 17
+    assert report["replayed"] == 34 and plan.new_labels == ["c"] and plan.task_data.labels == ["a", "b", "c"]
+    replayed = {e.text for e in plan.task_data.train} - {t for t, _ in new}
+    assert "old text 0" not in {r["payload"]["text"] for r in plan.known_train if r["gold"] == "b"}  # the correction replaces it
+    again = plan_update(task, data, parent, task.Options(), settings, seed=1)
+    assert [e.text for e in again.task_data.train] == [e.text for e in plan.task_data.train]  # same seed, same plan
+    other = plan_update(task, data, parent, task.Options(), settings, seed=2)
+    assert {e.text for e in other.task_data.train} - {t for t, _ in new} != replayed
+    assert len(plan.known_train) == 99 + 17  # the parent's, less the relabelled input, plus the new ones trained
+
+
+def test_few_new_examples_are_all_trained_and_a_new_labels_last_example_is_never_held_out(task):
+    parent = _parent(10)
+    data = _data(task, parent, [("x1", "c"), ("x2", "c"), ("y1", "a")])
+    plan = plan_update(task, data, parent, task.Options(), UpdateSection(holdout=0.5), seed=0)
+    assert plan.held_out == [] and plan.report["new_trained"] == 3 and plan.report["replayed"] == 10  # all of a small parent
+    data = _data(task, parent, [(f"n{i}", "a") for i in range(12)] + [("only c", "c")])
+    plan = plan_update(task, data, parent, task.Options(), UpdateSection(holdout=0.5), seed=0)
+    assert len(plan.held_out) == 6 and "only c" not in {e.text for e in plan.held_out}
+
+
+def test_the_gate_refuses_forgetting_beyond_the_tolerance_and_an_update_worse_on_what_is_new():
+    assert update_gate("accuracy", 0.90, 0.895, 0.0, 0.8, 0.01)["passed"]
+    forgot = update_gate("accuracy", 0.90, 0.88, 0.0, 0.8, 0.01)
+    assert not forgot["passed"] and "fell from 0.9000 to 0.8800 (2.00 points" in forgot["reasons"][0]
+    worse = update_gate("accuracy", 0.90, 0.90, 0.7, 0.6, 0.01)
+    assert not worse["passed"] and "did not learn what is new" in worse["reasons"][0]
+    assert update_gate("accuracy", None, 0.5, None, None, 0.01)["passed"]  # nothing to compare: kept
