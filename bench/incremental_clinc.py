@@ -145,7 +145,23 @@ def measure(run_dir: Path, gold: list[str], initial: set[str], new: set[str], pa
             "accuracy": metrics.get("accuracy"),
             "forgetting": None if parent_initial is None or initial_accuracy is None else round(parent_initial - initial_accuracy, 4),
             "kept": gate.get("passed") if update else None, "gate_reasons": gate.get("reasons", []) if update else [],
+            "gate": {k: gate.get(k) for k in ("metric", "parent_validation", "held_out_new")} if update else None,
             "plan": {k: v for k, v in (update or {}).get("plan", {}).items() if not k.endswith("_inputs")} or None}
+
+
+def table(results: dict[str, Any]) -> str:
+    """The Markdown table of ``results`` (as written to the JSON file)."""
+    fmt = lambda v, digits=4: "" if v is None else f"{v:.{digits}f}"  # noqa: E731
+    p = results["parent"]
+    lines = ["| batch | system | seconds to live | new-intent acc | in-scope acc | oos recall | forgetting | kept |",
+             "|---|---|---|---|---|---|---|---|",
+             f"| 0 | parent | {fmt(p['seconds_to_live'], 1)} | | {fmt(p['in_scope_accuracy'])} | {fmt(p['oos_recall'])} | | |"]
+    for entry in results["batches"]:
+        for system, r in entry["systems"].items():
+            kept = "" if r["kept"] is None else ("yes" if r["kept"] else "no: " + "; ".join(r["gate_reasons"]))
+            lines.append(f"| {entry['batch']} | {system} | {fmt(r['seconds_to_live'], 1) or 'refused'} | {fmt(r['new_intent_accuracy'])} | "
+                         f"{fmt(r['in_scope_accuracy'])} | {fmt(r['oos_recall'])} | {fmt(r['forgetting'])} | {kept} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,16 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                     latest = run_dir
                 print(json.dumps({"batch": number, system: entry["systems"][system]}), file=sys.stderr, flush=True)
             results["batches"].append(entry)
-    fmt = lambda v: "" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))  # noqa: E731
-    print("| batch | system | seconds to live | new-intent acc | in-scope acc | oos recall | forgetting | kept |")
-    print("|---|---|---|---|---|---|---|---|")
-    p = results["parent"]
-    print(f"| 0 | parent | {fmt(p['seconds_to_live'])} | | {fmt(p['in_scope_accuracy'])} | {fmt(p['oos_recall'])} | | |")
-    for entry in results["batches"]:
-        for system, r in entry["systems"].items():
-            kept = "" if r["kept"] is None else ("yes" if r["kept"] else "no: " + "; ".join(r["gate_reasons"]))
-            print(f"| {entry['batch']} | {system} | {fmt(r['seconds_to_live']) or 'refused'} | {fmt(r['new_intent_accuracy'])} | "
-                  f"{fmt(r['in_scope_accuracy'])} | {fmt(r['oos_recall'])} | {fmt(r['forgetting'])} | {kept} |")
+    print(table(results))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "incremental_clinc.json").write_text(json.dumps(results, indent=2) + "\n")
     return 0
