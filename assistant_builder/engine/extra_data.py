@@ -13,6 +13,11 @@ its identity is ``Task.to_store(example).payload``, the input without its label)
 * ``in_validation``: the input is a validation example: left out, so that validation never sees
   what the model trained on (whether ``data.validation`` is a file or split from ``data.train``).
 
+A class-labelling task (``text_class``) whose recipe declares no ``task.options.labels`` takes the
+stores' new classes as new labels (appended after the training data's, in order of appearance):
+a new intent can arrive through a store alone. Its validation examples, if any, must still come
+with the training file (validation labels are checked against it when the data loads).
+
 Unlabelled, skipped and review items are not used. Everything is counted per store (and per item
 source: ``serve``, ``inbox.txt``...) for ``provenance.json`` and ``summary.json``.
 """
@@ -77,15 +82,16 @@ def add_extra_data(task: Task, task_data: TaskData, stores: Sequence[Path], opti
     #: training example index -> the store its label comes from
     owner: dict[int, str] = {}
     reports, corrections = [], []
-    for number, store_path in enumerate(stores, start=1):
+    frozen = [_freeze(Path(store_path), run_dir / "data" / f"extra-{number}.jsonl") for number, store_path in enumerate(stores, start=1)]
+    labels = _with_store_labels(task, task_data.labels, options, frozen)
+    for number, (store_path, rows) in enumerate(zip(stores, frozen), start=1):
         copy = run_dir / "data" / f"extra-{number}.jsonl"
-        rows = _freeze(Path(store_path), copy)
         outcome: Counter[str] = Counter()
         by_source: Counter[str] = Counter()
         for row in rows:
             where = f"{store_path} item #{row['item']} ({row['source']})"
             try:
-                example = task.from_store(StoreRecord(row["payload"], row["gold"], where), task_data.labels, options)
+                example = task.from_store(StoreRecord(row["payload"], row["gold"], where), labels, options)
             except DataError as exc:
                 raise DataError(f"data.extra: {where}: {exc.message}",
                                 hint=exc.hint or "fix the item with `builder tui`, or declare the label in task.options.labels") from None
@@ -120,9 +126,25 @@ def add_extra_data(task: Task, task_data: TaskData, stores: Sequence[Path], opti
     report = {"stores": reports, "corrections": corrections,
               "training_examples": {"total": len(train), "by_source": {str(task_data.sources.get("train", "data.train")): len(train) - len(owner),
                                                                         **{r["path"]: per_store[r["path"]] for r in reports}}},
-              "validation_examples": len(task_data.validation)}
+              "validation_examples": len(task_data.validation), "new_labels": labels[len(task_data.labels):]}
     atomic_write_json(run_dir / "data" / "extra_report.json", report)
-    return replace(task_data, train=train), report
+    return replace(task_data, train=train, labels=labels), report
+
+
+def _with_store_labels(task: Task, labels: Sequence[str], options: Any, frozen: Sequence[Sequence[dict[str, Any]]]) -> list[str]:
+    """``labels`` and, for a class-labelling task whose options declare none (``labels``), the classes the
+    stores' items carry that the training data lacks (a new intent labelled in ``builder tui`` or sent as
+    feedback), appended in order of appearance so the existing class ids keep their meaning."""
+    labels = list(labels)
+    if getattr(task, "labelling_kind", None) != "text_class" or getattr(options, "labels", None):
+        return labels
+    fallback = getattr(options, "fallback_label", None)
+    for rows in frozen:
+        for row in rows:
+            gold = row.get("gold")
+            if isinstance(gold, str) and gold.strip() and gold not in labels and gold != fallback:
+                labels.append(gold)
+    return labels
 
 
 def describe(report: dict[str, Any]) -> str:
@@ -131,4 +153,6 @@ def describe(report: dict[str, Any]) -> str:
              f"{r['duplicate']} duplicates, {r['in_validation']} left out (in validation)" for r in report.get("stores", [])]
     shown = [f"'{c['input'].get('text', c['input'])}' {c['was']} -> {c['now']}" for c in report.get("corrections", [])[:3]]
     more = f" (corrections: {'; '.join(shown)}{'...' if len(report.get('corrections', [])) > 3 else ''})" if shown else ""
-    return "; ".join(parts) + more
+    added = report.get("new_labels") or []
+    labels = f"; new labels: {', '.join(added[:8])}{'...' if len(added) > 8 else ''}" if added else ""
+    return "; ".join(parts) + more + labels

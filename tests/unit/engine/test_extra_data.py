@@ -84,13 +84,24 @@ def test_ner_and_qa_items_go_through_the_task_contract(tmp_path: Path) -> None:
     assert merged.train[0].answers[0].text == "9 am" and merged.train[0].answers[0].start == 18
 
 
+def test_a_store_can_bring_a_new_class_when_the_recipe_declares_no_labels(tmp_path: Path) -> None:
+    classification = task("classification")
+    data = TaskData([], [], ["alarm", "music"], {})
+    store = make_store(tmp_path / "n.labels.sqlite", [({"text": "dim the lights"}, "lights", "serve", None),
+                                                      ({"text": "play jazz"}, "music", "serve", None)])
+    merged, report = add_extra_data(classification, data, [store], classification.Options(), tmp_path / "run")
+    assert merged.labels == ["alarm", "music", "lights"] and report["new_labels"] == ["lights"]
+    assert [(e.text, e.label) for e in merged.train] == [("dim the lights", "lights"), ("play jazz", "music")]
+
+
 def test_bad_items_and_missing_stores_are_located_data_errors(tmp_path: Path) -> None:
     classification = task("classification")
     data = TaskData([], [], ["alarm", "music"], {})
     store = make_store(tmp_path / "b.labels.sqlite", [({"text": "dim the lights"}, "lights", "serve", None)])
+    declared = classification.Options(labels=["alarm", "music"])  # a declared label set is the whole set
     with pytest.raises(DataError, match=r"b\.labels\.sqlite item #1 \(serve\): gold: expected one of the model's labels "
                                         r"\(alarm, music\), got \"lights\""):
-        add_extra_data(classification, data, [store], classification.Options(), tmp_path / "run")
+        add_extra_data(classification, data, [store], declared, tmp_path / "run")
     with pytest.raises(DataError, match="missing.labels.sqlite: labelling store not found"):
         add_extra_data(classification, data, [tmp_path / "missing.labels.sqlite"], classification.Options(), tmp_path / "run2")
     qa = task("qa")
