@@ -603,6 +603,23 @@ def is_generative(task: Any) -> bool:
     return isinstance(task, GenerativeTask)
 
 
+@runtime_checkable
+class WarmStartTask(Protocol):
+    """Optional protocol of a task that can add labels to a trained model (``builder run --from``,
+    docs/updates.md).
+
+    Every task with the feedback contract (``to_store`` / ``from_store``) can be updated with the
+    labels its parent had: the engine loads the parent with ``Task.load_model``. A task with
+    ``warm_start_model`` builds the update's starting model itself and may add labels:
+    ``labels`` starts with ``parent_labels`` in their order (class ids keep their meaning), then the
+    new ones; ``train_features`` are the update's encoded training examples (new + replayed), to
+    initialise the new labels' weights from. Without it, new labels are refused before training.
+    """
+
+    def warm_start_model(self, parent_model_dir: Path, parent_labels: Sequence[str], labels: Sequence[str],
+                         options: ComponentOptions, train_features: Sequence[Feature] | None = None) -> Any: ...
+
+
 # ---------------------------------------------------------------------------------------------
 # Trainers
 # ---------------------------------------------------------------------------------------------

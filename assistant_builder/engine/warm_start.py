@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant_builder.atomic import atomic_write_bytes, atomic_write_json
-from assistant_builder.contracts import StoreRecord, TaskData
+from assistant_builder.contracts import StoreRecord, TaskData, WarmStartTask
 from assistant_builder.errors import BuilderError, ConfigError, ConfigIssue
 from assistant_builder.labelling.records import dump_json
 
@@ -218,15 +218,14 @@ def describe_plan(report: dict[str, Any]) -> str:
 def warm_start_model(task: Any, parent: Parent, labels: Sequence[str], options: Any, train_features: Sequence[Any]) -> Any:
     """The model an update starts from: ``Task.warm_start_model`` where the task has it (it may add
     labels), else the parent's model as ``Task.load_model`` reads it (same labels only)."""
-    build = getattr(task, "warm_start_model", None)
-    if callable(build):
-        return build(parent.model_dir, list(parent.labels), list(labels), options, train_features)
+    if isinstance(task, WarmStartTask):
+        return task.warm_start_model(parent.model_dir, list(parent.labels), list(labels), options, train_features)
     return task.load_model(parent.model_dir).train()
 
 
 def check_can_extend(task: Any, parent: Parent, new_labels: Sequence[str], source: str) -> None:
     """Refuse, before training, new labels for a task that cannot add rows to a trained model's head."""
-    if new_labels and not callable(getattr(task, "warm_start_model", None)):
+    if new_labels and not isinstance(task, WarmStartTask):
         raise ConfigError(source, [ConfigIssue("--from", f"the data has labels the parent run {parent.run_dir.name} lacks "
                                                f"({', '.join(new_labels[:8])}), and task '{task.name}' cannot add labels to a "
                                                "trained model (it has no Task.warm_start_model); train a full run instead")])
