@@ -117,12 +117,13 @@ def accuracy(predictions: list[dict], gold: list[str], keep: set[str]) -> float 
     return round(sum(p == g for p, g in pairs) / len(pairs), 4) if pairs else None
 
 
-def build(work: Path, recipe: str, runs: str, from_run: Path | None) -> tuple[int, Path, float | None, str]:
+def build(work: Path, recipe: str, runs: str, from_run: Path | None, overrides: list[str] = ()) -> tuple[int, Path, float | None, str]:
     """Run ``builder run`` into ``work/runs``; (exit code, run dir, seconds to a live prediction or None, stderr tail)."""
     from assistant_builder.runtime import load_predictor
 
     started = time.perf_counter()
-    command = [BUILDER, "run", str(work / recipe), f"output.runs_dir={runs}", "-q", *(["--from", str(from_run)] if from_run else [])]
+    command = [BUILDER, "run", str(work / recipe), f"output.runs_dir={runs}", *overrides, "-q",
+               *(["--from", str(from_run)] if from_run else [])]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     found = sorted((work / runs).iterdir()) if (work / runs).is_dir() else []
     if done.returncode not in (0, 3) or not found:
@@ -175,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--systems", nargs="+", choices=("update", "retrain"), default=["update", "retrain"])
     parser.add_argument("--epochs", type=int, default=None, help="full runs (parent, retrain): exactly N epochs (default: the product's)")
     parser.add_argument("--export-formats", nargs="+", default=["onnx"])
+    parser.add_argument("--out", default=str(RESULTS / "incremental_clinc.json"), help="results JSON")
+    parser.add_argument("--update-set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="[update] settings for the update runs, e.g. epochs=4 replay=2 (default: the product's)")
     args = parser.parse_args(argv)
     if "onnx" not in args.export_formats:
         parser.error("--export-formats must include onnx (the torch-free predictor loads it)")
@@ -209,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                      "new_intents_seen": len(seen & new), "validation_examples": len(valid), "systems": {}}
             order = args.systems if number % 2 == 1 else list(reversed(args.systems))
             for system in order:
-                code, run_dir, live, tail = build(work, "stream.toml", f"runs/{system}-b{number}", latest if system == "update" else None)
+                code, run_dir, live, tail = build(work, "stream.toml", f"runs/{system}-b{number}", latest if system == "update" else None,
+                                                    [f"update.{s}" for s in args.update_set] if system == "update" else [])
                 entry["systems"][system] = {**measure(run_dir, gold, initial, new, parent_initial), "seconds_to_live": live,
                                             "exit_code": code, **({"stderr_tail": tail} if code else {})}
                 if system == "update" and code == 0:
@@ -218,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             results["batches"].append(entry)
     print(table(results))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "incremental_clinc.json").write_text(json.dumps(results, indent=2) + "\n")
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 
