@@ -112,7 +112,8 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
     })
     metric = recipe.train.metric or task.primary_metric
     if resume_dir is not None and from_run is None:  # an interrupted update resumes from the same parent
-        from_run = Path((ws.read_update_record(resume_dir) or {}).get("parent") or "") or None
+        recorded = (ws.read_update_record(resume_dir) or {}).get("parent")
+        from_run = Path(recorded) if recorded else None
     parent = None
     if from_run is not None:
         if generative:
