@@ -173,13 +173,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=200)
     parser.add_argument("--new-share", type=float, default=0.5, help="share of new-intent examples in a batch")
-    parser.add_argument("--systems", nargs="+", choices=("update", "retrain"), default=["update", "retrain"])
+    parser.add_argument("--systems", nargs="+", default=["update", "retrain"],
+                        help="update, retrain, and any --variant's name, run in this order (reversed every other batch)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=KEY=VALUE,KEY=VALUE",
+                        help="an update with other [update] settings, its own line of updates: e.g. e4r2=epochs=4,replay=2; "
+                             "name it in --systems")
     parser.add_argument("--epochs", type=int, default=None, help="full runs (parent, retrain): exactly N epochs (default: the product's)")
     parser.add_argument("--export-formats", nargs="+", default=["onnx"])
     parser.add_argument("--out", default=str(RESULTS / "incremental_clinc.json"), help="results JSON")
     parser.add_argument("--update-set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="[update] settings for the update runs, e.g. epochs=4 replay=2 (default: the product's)")
     args = parser.parse_args(argv)
+    variants = {"update": list(args.update_set)}
+    for text in args.variant:
+        name, _, settings = text.partition("=")
+        if not name or not settings or name in ("update", "retrain"):
+            parser.error(f"--variant {text!r}: expected NAME=KEY=VALUE[,KEY=VALUE...] with a new name")
+        variants[name] = settings.split(",")
+    unknown = [s for s in args.systems if s != "retrain" and s not in variants]
+    if unknown:
+        parser.error(f"--systems: {', '.join(unknown)}: expected update, retrain or a --variant's name")
     if "onnx" not in args.export_formats:
         parser.error("--export-formats must include onnx (the torch-free predictor loads it)")
     clinc = data_root() / "clinc150"
@@ -202,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         results["parent"] = {**measure(parent, parent_gold, initial, new, parent_initial), "seconds_to_live": live,
                              "training_examples": len(parent_rows)}
         print(json.dumps(results["parent"]), file=sys.stderr, flush=True)
-        latest, seen = parent, {r["label"] for r in parent_rows}
+        latest = {name: parent for name in variants}
+        seen = {r["label"] for r in parent_rows}
         for number, batch in enumerate(batches, start=1):
             write_jsonl(work / "train.jsonl", batch, mode="a")
             seen |= {r["label"] for r in batch}
@@ -213,12 +227,13 @@ def main(argv: list[str] | None = None) -> int:
                      "new_intents_seen": len(seen & new), "validation_examples": len(valid), "systems": {}}
             order = args.systems if number % 2 == 1 else list(reversed(args.systems))
             for system in order:
-                code, run_dir, live, tail = build(work, "stream.toml", f"runs/{system}-b{number}", latest if system == "update" else None,
-                                                    [f"update.{s}" for s in args.update_set] if system == "update" else [])
+                updating = system in variants
+                code, run_dir, live, tail = build(work, "stream.toml", f"runs/{system}-b{number}", latest[system] if updating else None,
+                                                  [f"update.{s}" for s in variants[system]] if updating else [])
                 entry["systems"][system] = {**measure(run_dir, gold, initial, new, parent_initial), "seconds_to_live": live,
                                             "exit_code": code, **({"stderr_tail": tail} if code else {})}
-                if system == "update" and code == 0:
-                    latest = run_dir
+                if updating and code == 0:
+                    latest[system] = run_dir
                 print(json.dumps({"batch": number, system: entry["systems"][system]}), file=sys.stderr, flush=True)
             results["batches"].append(entry)
     print(table(results))

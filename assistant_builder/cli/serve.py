@@ -82,6 +82,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         epilog="examples:\n  builder serve runs/quickstart-20250101-120000\n"
                "  builder serve runs/my-run --port 9000 --token s3cret --micro-batch-ms 5\n"
                "  builder serve runs/my-run --feedback recipes/my.toml --watch runs   # feedback loop, see docs/feedback.md\n"
+               "  builder serve runs/my-run --feedback recipes/my.toml --learn --token s3cret   # learns while serving, docs/updates.md\n"
                "  curl -s localhost:8000/predict -H 'Content-Type: application/json' -d '{\"inputs\": [\"wake me at 7\"]}'\n\n"
                "With --workers N each worker process loads its own copy of the model (N times the memory);\n"
                "/metrics then reports the worker that answered the scrape.",
@@ -144,8 +145,30 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help='a pinned set a reloaded model must not do worse on: lines {"input": ..., "label"|"entities"|"answer": ...}')
     reload.add_argument("--max-regression", type=_unit, default=0.01, metavar="DROP",
                         help="largest drop of the task's primary metric on --regression a reload may have (default 0.01)")
+    learn = parser.add_argument_group("learning while serving (docs/updates.md; needs --feedback RECIPE.toml)")
+    learn.add_argument("--learn", action="store_true",
+                       help="start `builder run RECIPE --from SERVING_RUN` in a separate low-priority process when enough feedback "
+                            "waits to be learned, and swap the result in through the gated reload")
+    learn.add_argument("--learn-after", type=positive_int, default=100, metavar="N",
+                       help="start an update once N labelled items wait (default 100)")
+    learn.add_argument("--learn-wait", type=_long_seconds, default=3600.0, metavar="SECONDS",
+                       help="... or once the oldest waiting item has waited this long (default 3600)")
+    learn.add_argument("--learn-check", type=_seconds, default=30.0, metavar="SECONDS",
+                       help="how often to count what waits (default 30)")
+    learn.add_argument("--learn-threads", type=positive_int, default=1, metavar="N",
+                       help="CPU threads of the update process (default 1, so serving keeps the other cores)")
     parser.set_defaults(handler=run)
     return parser
+
+
+def _long_seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not 0 < number <= 7 * 24 * 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 604800 (a week), got {value!r}")
+    return number
 
 
 def run(args: argparse.Namespace) -> int:
@@ -169,5 +192,7 @@ def run(args: argparse.Namespace) -> int:
         feedback=args.feedback, capture=args.capture, capture_threshold=args.capture_threshold, capture_max=args.capture_max,
         fallback_threshold=args.fallback_threshold,
         feedback_window=args.feedback_window, watch=args.watch, watch_interval=args.watch_interval,
-        allow_label_change=args.allow_label_change, regression=args.regression, max_regression=args.max_regression)
+        allow_label_change=args.allow_label_change, regression=args.regression, max_regression=args.max_regression,
+        learn=args.learn, learn_after=args.learn_after, learn_wait=args.learn_wait, learn_check=args.learn_check,
+        learn_threads=args.learn_threads)
     return serve(settings)

@@ -117,6 +117,8 @@ class Reloader:
             started = time.perf_counter()
             document = await asyncio.get_running_loop().run_in_executor(None, self.state.document_for, previous, current)
             self.state.swap(previous, document)
+            if self.state.learner is not None:
+                self.state.learner.rolled_back()
             return self._finish("rolled_back", "api", previous.ref.path, started, current, previous, [])
 
     # -- in a worker thread ---------------------------------------------------------------------

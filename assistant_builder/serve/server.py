@@ -65,7 +65,7 @@ def _announce(settings: ServeSettings, info: dict[str, Any], extra: dict[str, An
     print(f"serving {info['task']} model ({info['variant']}) version {extra['version']} from {info['bundle']} on "
           f"http://{settings.host}:{settings.port} ({mode}, {settings.threads} inference threads, {batching}); "
           f"POST {'/generate' if info.get('kind') == 'generation' else '/predict'}, API docs at /docs", file=sys.stderr)
-    for key in ("feedback", "regression"):
+    for key in ("feedback", "regression", "learn"):
         if key in extra:
             print(f"  {extra[key]}", file=sys.stderr)
     if settings.watch:

@@ -96,6 +96,16 @@ class ServeSettings:
     #: JSONL regression set a reloaded model must not do worse on (by more than ``max_regression``)
     regression: str | None = None
     max_regression: float = 0.01
+    #: learn from feedback while serving (``serve/learn.py``): updates of ``--feedback RECIPE`` started when enough waits
+    learn: bool = False
+    #: start an update once this many labelled items wait to be learned
+    learn_after: int = 100
+    #: ... or once the oldest waiting item has waited this many seconds
+    learn_wait: float = 3600.0
+    #: how often the learner counts what waits (seconds)
+    learn_check: float = 30.0
+    #: CPU threads of the update process (it also runs at a lower priority)
+    learn_threads: int = 1
 
     def __post_init__(self) -> None:
         problems = [f"{name}: expected a positive integer, got {getattr(self, name)!r}"
@@ -120,6 +130,12 @@ class ServeSettings:
             problems.append(f"max_regression: expected a metric drop between 0 and 1, got {self.max_regression}")
         if self.watch_interval <= 0:
             problems.append(f"watch_interval: expected a positive number of seconds, got {self.watch_interval}")
+        if self.learn_after < 1 or self.learn_threads < 1:
+            problems.append(f"learn_after, learn_threads: expected positive integers, got {self.learn_after}, {self.learn_threads}")
+        if self.learn_wait <= 0 or self.learn_check <= 0:
+            problems.append(f"learn_wait, learn_check: expected positive numbers of seconds, got {self.learn_wait:g}, {self.learn_check:g}")
+        if self.learn and not self.feedback:
+            problems.append("learn: --learn needs --feedback RECIPE.toml (the recipe its updates run; its store receives the feedback)")
         if self.workers > 1 and (self.feedback or self.watch):
             problems.append("workers: --feedback and --watch need one worker process (each worker would have its own "
                             f"predictions and models), got {self.workers}")

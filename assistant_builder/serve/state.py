@@ -38,6 +38,7 @@ class ServeState:
         self.feedback: FeedbackService | None = None
         self.reloader = Reloader(self)
         self.watcher: Any = None
+        self.learner: Any = None
 
     @property
     def predictor(self) -> Model:
@@ -61,7 +62,7 @@ class ServeState:
         return {**slot.predictor.info, "kind": slot.kind, "endpoint": slot.endpoint, "version": slot.version, "serving": slot.describe(),
                 "previous": previous.describe() if previous else None,
                 "feedback": self.feedback.describe(slot) if self.feedback else None, "reload": self.reloader.describe(),
-                "limits": limits}
+                "learn": self.learner.describe() if self.learner else None, "limits": limits}
 
     def swap(self, slot: ModelSlot, document: tuple[dict[str, Any], str] | None = None) -> None:
         """Make ``slot`` answer new requests (atomic: called on the event loop); keep the old one for rollback.
@@ -100,10 +101,18 @@ class ServeState:
 
             self.watcher = Watcher(self, Path(s.watch), s.watch_interval)
             self.watcher.start()
+        if s.learn:
+            from assistant_builder.serve.learn import Learner, check_learn
+
+            store = feedback_store(s, self.slot)
+            self.learner = Learner(self, check_learn(s, self.slot.run_dir, store), store)
+            self.learner.start()
         self._listen_for_sighup(loop)
         self.status = "ready"
 
     async def shutdown(self) -> None:
+        if self.learner is not None:
+            await self.learner.stop()
         if self.watcher is not None:
             await self.watcher.stop()
         if self.scheduler is not None:
@@ -207,5 +216,13 @@ def preflight(settings: ServeSettings, predictor: Model) -> dict[str, Any]:
         from assistant_builder.serve.regression import RegressionSet
 
         found["regression"] = f"{len(RegressionSet.load(settings.regression, slot).cases)} regression cases"
+    if settings.learn:
+        from assistant_builder.serve.learn import check_learn
+        from assistant_builder.unlearned import runs_dir_of
+
+        recipe = check_learn(settings, slot.run_dir, feedback_store(settings, slot))
+        found["learn"] = (f"learning: `builder run {recipe.name} --from` the serving run once {settings.learn_after} items wait "
+                          f"(or one has waited {settings.learn_wait:g} s), into {runs_dir_of(recipe)}, {settings.learn_threads} "
+                          "thread(s), lower priority")
     found["version"] = slot.version
     return found

@@ -22,7 +22,7 @@ from assistant_builder.toolkit.hf_folder import (
     task_config, tokenizer_files,
 )
 
-__all__ = ["TokenClassifier", "build_token_classifier", "load_token_classifier"]
+__all__ = ["TokenClassifier", "build_token_classifier", "load_token_classifier", "warm_start_token_classifier"]
 
 MAPPING = "MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING"
 LEGACY_HEAD_FILE = "token_classification_head.safetensors"
@@ -128,3 +128,47 @@ def load_token_classifier(directory: Path) -> TokenClassifier:
             load_head_weights(module, name, {**{k: v for k, v in head.items() if k.startswith(name + ".")}, **stray}, directory)
     model.tokenizer_files = tokenizer_files(directory)
     return model.eval()
+
+
+def warm_start_token_classifier(directory: Path, parent_labels: Sequence[str], labels: Sequence[str], dropout: float = 0.1,
+                                token_batches: Any = ()) -> TokenClassifier:
+    """The token classifier saved at ``directory`` (trained on ``parent_labels``), ready to train on
+    ``labels`` (``parent_labels`` followed by new ones, e.g. the B-/I- tags of a new entity type): the
+    encoder, word-shape embedding and old head rows as they were; each new row points from the mean
+    hidden state of all the given target tokens towards the mean of its label's tokens (a class
+    prototype), at the old rows' mean length, with the old rows' mean bias. A new label no token
+    carries gets the fresh-head initialisation. ``token_batches`` yields model-input dicts
+    (``input_ids``, ``attention_mask``, optional ``token_type_ids`` / ``shape_ids``) with ``labels``
+    ``[batch, tokens]`` (-100 where there is no target), as tensors."""
+    if list(labels[: len(parent_labels)]) != list(parent_labels):
+        raise ValueError("the labels of an update must start with the parent's, in its order")
+    parent = load_token_classifier(directory)
+    shapes = parent.shape_embedding.num_embeddings if parent.shape_embedding is not None else 0
+    model = TokenClassifier(parent.encoder, len(labels), dropout, shapes)
+    if parent.shape_embedding is not None and model.shape_embedding is not None:
+        model.shape_embedding.load_state_dict(parent.shape_embedding.state_dict())
+    model.tokenizer_files = parent.tokenizer_files
+    old, new, count = parent.classifier, model.classifier, len(parent_labels)
+    with torch.no_grad():
+        new.weight[:count] = old.weight
+        new.bias[:count] = old.bias
+        if len(labels) > count:
+            sums = torch.zeros(len(labels), new.in_features)
+            counts = torch.zeros(len(labels))
+            model.eval()
+            for batch in token_batches:
+                targets = batch["labels"]
+                added = model.shape_embedding(batch["shape_ids"]) if model.shape_embedding is not None and "shape_ids" in batch else None
+                hidden = encoder_states(model.encoder, batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), added)
+                keep = targets >= 0
+                sums.index_add_(0, targets[keep], hidden[keep].float())
+                counts.index_add_(0, targets[keep], torch.ones(int(keep.sum())))
+            centre = sums.sum(0) / counts.sum().clamp(min=1.0)
+            length = old.weight.norm(dim=1).mean()
+            for index in range(count, len(labels)):
+                if counts[index] == 0:
+                    continue
+                direction = sums[index] / counts[index] - centre
+                new.weight[index] = direction / direction.norm().clamp(min=1e-6) * length
+                new.bias[index] = old.bias.mean()
+    return model.train()

@@ -154,10 +154,42 @@ class RunInfo:
     epochs: int | None
     examples_per_second: float | None
     exports: list[dict[str, Any]]
+    #: ``RUN/update.json`` of a warm-start update (``builder run --from``, ``builder serve --learn``); None: a full run
+    update: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def version_kind(self) -> str:
+        """``full`` (trained from the base model), ``update`` (kept), ``refused`` (its gate refused it) or
+        ``updating`` (an update whose gate has not run yet)."""
+        if self.update is None:
+            return "full"
+        gate = self.update.get("gate")
+        return "updating" if not gate else ("update" if gate.get("passed") else "refused")
+
+
+def describe_version(run: RunInfo, short: Any = str) -> str:
+    """Where a run's model came from, in one line: a full run, or an update of its parent (``short``
+    names a run folder): what it learned, what it replayed, and its gate's figures and verdict."""
+    if run.update is None:
+        return f"{short(run.name)}: a full run (trained from the base model)"
+    plan, gate = run.update.get("plan") or {}, run.update.get("gate") or {}
+    parent = short(Path(str(run.update.get("parent", "?"))).name)
+    new_labels = list(plan.get("new_labels") or [])
+    labels = (f"; new labels: {', '.join(new_labels[:4])}" + (f" +{len(new_labels) - 4}" if len(new_labels) > 4 else "")) if new_labels else ""
+    learned = (f"{plan.get('new_examples', 0)} new ({plan.get('new_trained', 0)} trained, {plan.get('held_out', 0)} held out, "
+               f"{plan.get('corrected', 0)} corrections{labels}), {plan.get('replayed', 0)} replayed, {plan.get('epochs', '?')} epochs")
+    if not gate:
+        return f"{short(run.name)}: update of {parent}: {learned}; gate not run yet"
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    before, held = gate.get("parent_validation") or {}, gate.get("held_out_new") or {}
+    figures = (f"{gate.get('metric', 'metric')} on the parent's validation {fmt(before.get('before'))} -> {fmt(before.get('after'))} "
+               f"(may lose {gate.get('max_forgetting', 0):.4f}), held-out new {fmt(held.get('before'))} -> {fmt(held.get('after'))}")
+    verdict = "kept" if gate.get("passed") else "REFUSED: " + "; ".join(gate.get("reasons") or [])
+    return f"{short(run.name)}: update of {parent}: {learned}. Gate {verdict}: {figures}"
 
 
 def read_run(run_dir: Path) -> RunInfo:
@@ -177,6 +209,7 @@ def read_run(run_dir: Path) -> RunInfo:
         metric=summary.get("metric") or metrics_json.get("metric") or recipe.get("train", {}).get("metric") or "",
         metrics=metrics, best_epoch=summary.get("best_epoch"), epochs=recipe.get("train", {}).get("epochs"),
         examples_per_second=summary.get("train_examples_per_second"), exports=summary.get("exports", []),
+        update=read_json(run_dir / "update.json") if (run_dir / "update.json").is_file() else None,
     )
 
 

@@ -161,3 +161,39 @@ def test_conll2003_subset_with_the_real_model(tmp_path, capsys):
     assert set(metrics["per_type"]) == {"LOC", "MISC", "ORG", "PER"}
     assert metrics["metrics"]["f1"] > 0.65, metrics["metrics"]  # ~0.73 with seed 1 (500 sentences)
     assert json.loads((run_dir / "export_report.json").read_text())[0]["agreement"] == 1.0
+
+
+def test_ner_update_learns_a_new_entity_type_from_the_parent(tmp_path, write_recipe):
+    """``builder run --from`` with a new entity type: the parent's tags keep their ids, the new type's
+    B-/I- tags are appended (their head rows from the tokens' mean states), and the update finds it."""
+    rng = random.Random(3)
+    without = [p for p in PATTERNS if "{person}" not in p]
+    parent_blocks = ["\n".join(f"{w} {t}" for w, t in sentence(rng, rng.choice(without))) for _ in range(100)]
+    (tmp_path / "parent.conll").write_text("\n\n".join(parent_blocks) + "\n")
+    (tmp_path / "parent_valid.conll").write_text("\n\n".join(
+        "\n".join(f"{w} {t}" for w, t in sentence(rng, rng.choice(without))) for _ in range(24)) + "\n")
+    write_conll(tmp_path / "new.conll", 60, seed=4)
+    (tmp_path / "all.conll").write_text("\n\n".join(parent_blocks) + "\n\n" + (tmp_path / "new.conll").read_text())
+    write_conll(tmp_path / "valid.conll", 30, seed=2)
+
+    def recipe(name: str, train: str, valid: str):
+        path = write_recipe(
+            tmp_path, task={"type": "ner", "options": {"stride": 8}}, data={"train": train, "validation": valid},
+            train={"epochs": 4, "batch_size": 8, "learning_rate": 3e-3, "head_learning_rate": 3e-3, "warmup_ratio": 0.0,
+                   "early_stopping_patience": 0, "seed": 7, "min_steps": 0},
+            update={"epochs": 4, "replay": 1.0, "min_replay": 32, "max_forgetting": 0.2},
+            export={"formats": ["onnx"], "max_metric_drop": 0.2, "min_agreement": 0.5}, output={"runs_dir": "runs"})
+        return path.rename(tmp_path / name)
+
+    assert main(["run", str(recipe("parent.toml", "parent.conll", "parent_valid.conll")), "-q"]) == 0
+    [parent] = sorted((tmp_path / "runs").iterdir())
+    parent_labels = json.loads((parent / "exports" / "onnx" / "manifest.json").read_text())["labels"]
+    assert "B-person" not in parent_labels
+    assert main(["run", str(recipe("update.toml", "all.conll", "valid.conll")), "--from", str(parent), "-q"]) == 0
+    [update] = [r for r in (tmp_path / "runs").iterdir() if r != parent]
+    summary = json.loads((update / "summary.json").read_text())
+    assert summary["update"]["kept"] and summary["update"]["new_labels"] == ["B-person", "I-person"], summary["update"]
+    labels = json.loads((update / "exports" / "onnx" / "manifest.json").read_text())["labels"]
+    assert labels == parent_labels + ["B-person", "I-person"]
+    per_type = json.loads((update / "metrics.json").read_text())["per_type"]
+    assert per_type["person"]["f1"] > 0.6, per_type  # learned from the update alone

@@ -13,7 +13,7 @@ from assistant_builder.tui.screens.evaluate import EvaluateScreen
 from assistant_builder.tui.screens.label import LabelScreen
 from assistant_builder.tui.screens.runs import RunsScreen
 from assistant_builder.tui.screens.train import TrainScreen
-from assistant_builder.labelling.store import LABELLED, REVIEW
+from assistant_builder.labelling.store import LABELLED, REVIEW, LabelStore
 
 
 def rows(table: DataTable) -> list[list[str]]:
@@ -93,7 +93,7 @@ def test_runs_screen_compares_runs_and_opens_them(make_project: Any, registry: A
             screen = app.screen
             assert isinstance(screen, RunsScreen)
             table = screen.query_one(DataTable)
-            assert [str(c.label) for c in table.columns.values()] == ["run", "status", "trainer", "accuracy", "macro_f1", "best/ep", "ex/s", "export"]
+            assert [str(c.label) for c in table.columns.values()] == ["run", "status", "trainer/from", "accuracy", "macro_f1", "best/ep", "ex/s", "export"]
             assert rows(table) == [
                 ["20260103-000000", "running", "full", "0.5000", "–", "–/4", "–", "–"],
                 ["20260102-000000", "finished", "full", "1.0000", "0.9500", "2/4", "88", "–"],
@@ -112,5 +112,52 @@ def test_runs_screen_compares_runs_and_opens_them(make_project: Any, registry: A
             assert train.attached
             await pilot.press("c")
             await tui_helpers.wait_until(pilot, lambda: train.result is not None)
+
+    asyncio.run(scenario())
+
+
+def test_runs_screen_shows_model_versions_what_each_update_learned_and_what_waits(make_project: Any, registry: Any,
+                                                                                   tui_helpers: Any) -> None:
+    import json
+
+    from textual.widgets import Static
+
+    project = make_project()
+    parent = tui_helpers.make_run(project.runs_dir, "20260101-000000", onnx=True)
+
+    def update(stamp: str, passed: bool) -> None:
+        run = tui_helpers.make_run(project.runs_dir, stamp)
+        gate = {"metric": "accuracy", "parent_validation": {"before": 0.9448, "after": 0.9388 if passed else 0.80, "forgetting": 0.006},
+                "held_out_new": {"before": 0.0, "after": 0.68}, "max_forgetting": 0.01, "passed": passed,
+                "reasons": [] if passed else ["it forgot: accuracy fell 14.48 points"]}
+        plan = {"new_examples": 200, "new_trained": 160, "held_out": 40, "corrected": 3, "replayed": 640, "epochs": 2,
+                "new_labels": ["pay_bill", "pin_change", "recipe", "text", "timezone"]}
+        (run / "update.json").write_text(json.dumps({"parent": str(parent), "plan": plan, "gate": gate}))
+
+    update("20260102-000000", True)
+    update("20260103-000000", False)
+    with LabelStore(project.store_path) as store:  # the newest finished run froze nothing of the store: 2 items wait
+        store.add_items([({"text": "pay my phone bill"}, "alarm", "serve", None), ({"text": "what time is it in tokyo"}, "alarm", "serve", None)])
+    for run in (project.runs_dir / "demo-20260103-000000",):
+        (run / "data").mkdir()
+        (run / "data" / "extra_report.json").write_text(json.dumps({"stores": [{"path": str(project.store_path), "copy": str(run / "data" / "extra-1.jsonl")}]}))
+        (run / "data" / "extra-1.jsonl").write_text("")
+
+    async def scenario() -> None:
+        app = BuilderApp(project, registry, start="runs")
+        async with app.run_test(size=tui_helpers.SIZE) as pilot:
+            screen = app.screen
+            table = screen.query_one(DataTable)
+            assert [r[2] for r in rows(table)] == ["refused from 20260101-000000", "from 20260101-000000", "full"]
+            assert "2 labelled items wait to be learned" in str(screen.query_one("#runs-title", Static).render())
+            version = lambda: str(screen.query_one("#runs-version", Static).render())  # noqa: E731
+            assert version().startswith("20260103-000000: update of 20260101-000000: 200 new (160 trained, 40 held out, 3 corrections; "
+                                        "new labels: pay_bill, pin_change, recipe, text +1), 640 replayed, 2 epochs. Gate REFUSED: it forgot")
+            await pilot.press("down")
+            await pilot.pause()
+            assert "Gate kept: accuracy on the parent's validation 0.9448 -> 0.9388 (may lose 0.0100), held-out new 0.0000 -> 0.6800" in version()
+            await pilot.press("down")
+            await pilot.pause()
+            assert version() == "20260101-000000: a full run (trained from the base model)"
 
     asyncio.run(scenario())

@@ -1,8 +1,12 @@
-"""Runs screen: the project's past runs side by side with their key metrics; Enter opens a run on
-the Evaluate screen, ``a`` follows a running one on the Train screen, ``x`` opens a finished one on
-the Export screen."""
+"""Runs screen: the project's past runs (model versions) side by side with their key metrics; the
+line under the table says where the highlighted one came from (a full run, or an update of its
+parent: what it learned and its gate's figures), and the title how many labelled items wait to be
+learned. Enter opens a run on the Evaluate screen, ``a`` follows a running one on the Train screen,
+``x`` opens a finished one on the Export screen."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from assistant_builder.tui.messages import RunChosen
-from assistant_builder.tui.project import Project, RunInfo, display_path, list_runs
+from assistant_builder.tui.project import Project, RunInfo, describe_version, display_path, list_runs
 from assistant_builder.tui.widgets.nav import NavBar
 
 
@@ -42,6 +46,7 @@ class RunsScreen(Screen[None]):
         yield NavBar("runs", id="nav")
         yield Static(id="runs-title")
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Static(id="runs-version")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -61,25 +66,58 @@ class RunsScreen(Screen[None]):
         metric_names = metric_names[:2]  # the run's metric and one more: the table fits 100 columns
         table = self.query_one(DataTable)
         table.clear(columns=True)
-        table.add_columns("run", "status", "trainer", *metric_names, "best/ep", "ex/s", "export")
+        table.add_columns("run", "status", "trainer/from", *metric_names, "best/ep", "ex/s", "export")
         for run in self.runs:
             metrics = [f"{run.metrics[n]:.4f}" if n in run.metrics else "–" for n in metric_names]
             epochs = f"{run.best_epoch if run.best_epoch is not None else '–'}/{run.epochs or '–'}"
             speed = f"{run.examples_per_second:.0f}" if run.examples_per_second else "–"
-            table.add_row(self._short_name(run), run.status, run.trainer, *metrics, epochs, speed, _export_cell(run), key=str(run.path))
+            origin = run.trainer if run.update is None else (
+                {"update": "", "refused": "refused ", "updating": "… "}[run.version_kind] + "from " + self._short_name(Path(str(run.update.get("parent", "?")))))
+            table.add_row(self._short_name(run), run.status, origin, *metrics, epochs, speed, _export_cell(run), key=str(run.path))
         where = display_path(self.project.runs_dir)
         self.query_one("#runs-title", Static).update(
-            f"{len(self.runs)} run{'s' if len(self.runs) != 1 else ''} of '{self.project.name}' in {where}" if self.runs else f"No runs of '{self.project.name}' in {where} yet.")
+            (f"{len(self.runs)} run{'s' if len(self.runs) != 1 else ''} of '{self.project.name}' in {where}" if self.runs
+             else f"No runs of '{self.project.name}' in {where} yet.") + self._waiting())
+        self._show_version()
 
-    def _short_name(self, run: RunInfo) -> str:
+    def _waiting(self) -> str:
+        """`` · N labelled items wait to be learned`` by the newest finished run (nothing when none wait)."""
+        from assistant_builder.unlearned import unlearned
+
+        store = self.project.store_path
+        finished = next((run for run in self.runs if run.status == "finished"), None)
+        if finished is None or not store.is_file():
+            return ""
+        try:
+            found = unlearned(store, finished.path)
+        except Exception:  # noqa: BLE001 - a store being written or from another version: no count, the table still shows
+            return ""
+        if not found.waiting or not found.run_reads_store:
+            return ""
+        return f" · {found.waiting} labelled item{'s' if found.waiting != 1 else ''} wait to be learned (builder run --from, or builder serve --learn)"
+
+    def _show_version(self) -> None:
+        run = self._selected()
+        self.query_one("#runs-version", Static).update(
+            describe_version(run, lambda name: self._short_name_of(str(name))) if run is not None else "")
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self._show_version()
+
+    def _short_name(self, run: RunInfo | Path) -> str:
         """The run's folder name without the recipe name the title already gives (its timestamp)."""
+        return self._short_name_of(run.name)
+
+    def _short_name_of(self, name: str) -> str:
         prefix = f"{self.project.name}-"
-        return run.name[len(prefix):] if run.name.startswith(prefix) else run.name
+        return name[len(prefix):] if name.startswith(prefix) else name
 
     def _selected(self) -> RunInfo | None:
         if not self.runs:
             return None
-        return self.runs[self.query_one(DataTable).cursor_row]
+        row = self.query_one(DataTable).cursor_row
+        return self.runs[row] if 0 <= row < len(self.runs) else None
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

@@ -137,6 +137,31 @@ class NerTask(Task):
 
         return build_token_classifier(base_model, len(labels), options.dropout, len(SHAPES) if options.word_shape == "on" else 0)
 
+    def warm_start_model(self, parent_model_dir: Path, parent_labels: Sequence[str], labels: Sequence[str],
+                         options: NerOptions, train_features: Sequence[Feature] | None = None) -> Any:
+        """The parent's token classifier with a row per new tag (a new entity type's B-/I- tags; the
+        optional warm-start protocol of ``builder run --from``, docs/updates.md), each new row from
+        the mean hidden state of the tokens tagged with it (``toolkit.token_classifier.warm_start_token_classifier``):
+        the sentences with a new tag, and as many others (for the centre)."""
+        from assistant_builder.toolkit.token_classifier import warm_start_token_classifier
+
+        old = len(parent_labels)
+        features = list(train_features or [])
+        carries_new = [any(t >= old for t in f.get("labels", ())) for f in features]
+        new = [f for f, carries in zip(features, carries_new) if carries]
+        others = [f for f, carries in zip(features, carries_new) if not carries][: max(64, len(new))] if new else []
+        chosen = new + others
+
+        def batches() -> Any:
+            import torch
+
+            for start in range(0, len(chosen), 32):
+                batch = self.collate(chosen[start:start + 32], 0)
+                yield {k: torch.as_tensor(v) for k, v in batch.items()
+                       if k in ("input_ids", "attention_mask", "token_type_ids", "shape_ids", "labels")}
+
+        return warm_start_token_classifier(parent_model_dir, list(parent_labels), list(labels), options.dropout, batches())
+
     def save_model(self, model: Any, directory: Path, labels: Sequence[str]) -> None:
         model.save_pretrained(directory, list(labels))
 
