@@ -171,3 +171,31 @@ def test_qa_run_fits_the_no_answer_threshold_on_validation(tmp_path, write_recip
     assert report_onnx["passed"] and report_onnx["agreement"] == 1.0, report_onnx
     predictor = load_predictor(run_dir / "exports" / "onnx")
     assert predictor.info["decision_rule"] == {"allow_unanswerable": True, "null_threshold": threshold}  # GET /info
+
+
+def test_qa_update_trains_on_the_new_questions_with_a_replay_of_the_old(tmp_path, write_recipe):
+    """``builder run --from`` for qa (no labels to add): what is new is the questions the parent did
+    not train on; the update replays a seeded sample of the rest, passes its gate and exports."""
+    write_data(tmp_path)
+    rows = (tmp_path / "train.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "parent.jsonl").write_text("".join(rows[:32]))
+
+    def recipe(name: str, train: str):
+        path = write_recipe(
+            tmp_path, model={"max_length": 40}, task={"type": "qa", "options": {"stride": 8}},
+            data={"train": train, "validation": "valid.jsonl"},
+            train={"epochs": 3, "batch_size": 8, "learning_rate": 3e-3, "head_learning_rate": 3e-3, "warmup_ratio": 0.0,
+                   "early_stopping_patience": 0, "seed": 7},
+            update={"epochs": 2, "replay": 1.0, "min_replay": 8, "max_forgetting": 0.5},
+            export={"formats": ["onnx"], "max_metric_drop": 0.2, "min_agreement": 0.5}, output={"runs_dir": "runs"})
+        return path.rename(tmp_path / name)
+
+    assert main(["run", str(recipe("parent.toml", "parent.jsonl")), "-q"]) == 0
+    [parent] = sorted((tmp_path / "runs").iterdir())
+    assert main(["run", str(recipe("update.toml", "train.jsonl")), "--from", str(parent), "-q"]) == 0
+    [update] = [r for r in (tmp_path / "runs").iterdir() if r != parent]
+    record = json.loads((update / "update.json").read_text())
+    plan = record["plan"]
+    assert plan["new_examples"] == 16 and plan["new_labels"] == [] and plan["held_out"] == 3, plan  # 0.2 of 16 whole inputs
+    assert plan["replayed"] == max(8, plan["new_trained"]) and record["gate"]["passed"], record["gate"]
+    assert (update / "exports" / "onnx" / "manifest.json").is_file()

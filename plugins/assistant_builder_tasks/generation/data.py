@@ -24,8 +24,9 @@ from typing import Any
 
 from assistant_builder.datasources import read_records
 from assistant_builder.errors import DataError
+from assistant_builder.labelling.responses import ROLES  # noqa: F401 - one list of roles for training data and the store
+from assistant_builder.labelling.responses import parse_messages as checked_messages
 
-ROLES = ("system", "user", "assistant")
 KINDS = ("messages", "prompt_completion", "text")
 _CELL_HINT = 'a cell holds e.g. [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]'
 _INPUT_HINT = 'e.g. "How do I reset it?", {"prompt": "How do I reset it?"} or {"messages": [{"role": "user", "content": "..."}]}'
@@ -106,26 +107,12 @@ def parse_messages(value: Any, where: str, field: str) -> list[Message]:
     """A list of ``{"role", "content"}`` dicts (or a JSON string of one) as ``Message``s.
 
     Roles must be one of ``ROLES`` (``tool`` and others are refused), contents strings, assistant
-    contents not blank. Errors are ``DataError``s that start with ``where: field`` (just ``field``
-    when ``where`` is empty).
+    contents not blank: the checks of the labelling store's ``labelling.responses.parse_messages``
+    (one rule for what a conversation is, in training data and in the store). Errors are
+    ``DataError``s that start with ``where: field`` (just ``field`` when ``where`` is empty).
     """
-    value = _json_list(value, _at(where, field))
-    if not isinstance(value, list) or not value:
-        raise DataError(f"{_at(where, field)}: expected a non-empty list of {{\"role\", \"content\"}} messages, got {value!r:.80}")
-    messages = []
-    for number, item in enumerate(value, start=1):
-        at = _at(where, f"{field}[{number}]")
-        if not isinstance(item, Mapping):
-            raise DataError(f"{at}: expected an object with \"role\" and \"content\", got {item!r:.80}")
-        role, content = item.get("role"), item.get("content")
-        if role not in ROLES:
-            raise DataError(f"{at}: unknown role {role!r}; expected one of {', '.join(ROLES)}")
-        if not isinstance(content, str):
-            raise DataError(f"{at}: expected \"content\" to be a string, got {content!r:.80}")
-        if role == "assistant" and not content.strip():
-            raise DataError(f"{at}: empty assistant message; expected the answer the model should learn")
-        messages.append(Message(role, content))
-    return messages
+    at = _at(where, field)
+    return [Message(m["role"], m["content"]) for m in checked_messages(_json_list(value, at), at)]
 
 
 def parse_record(row: Mapping[str, Any], where: str, fields: GenerationFields) -> Conversation:
