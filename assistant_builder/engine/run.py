@@ -330,21 +330,20 @@ def _gate_update(task: Any, parent: ws.Parent, plan: ws.UpdatePlan, recipe: Any,
     same_validation = [ws.input_key(task, e) for e in plan.parent_validation] == [ws.input_key(task, e) for e in task_data.validation]
     after = float(metrics[metric]) if same_validation else ws.evaluate_examples(
         task, plan.parent_validation, task_data.labels, options, metric, lambda ex: predict_examples(model, ex, options))
-    held_after = held_before = None
+    held = None
     if plan.held_out:
-        held_after = ws.evaluate_examples(task, plan.held_out, task_data.labels, options, metric,
-                                          lambda ex: predict_examples(model, ex, options))
+        after_predictions = predict_examples(model, plan.held_out, options)
         parent_options = options
         saved = parent.run_dir / TASK_OPTIONS_FILE
         if saved.is_file():  # the parent's own decision rule
             parent_options = task.Options.model_validate(json.loads(saved.read_text(encoding="utf-8")))
         parent_model = task.load_model(parent.model_dir).eval()
-        held_before = ws.evaluate_examples(task, plan.held_out, task_data.labels, parent_options, metric,
-                                           lambda ex: predict_examples(parent_model, ex, parent_options, parent.labels))
+        parent_predictions = predict_examples(parent_model, plan.held_out, parent_options, parent.labels)
         del parent_model
+        held = ws.paired_scores(task, plan.held_out, task_data.labels, metric, (parent_predictions, parent_options),
+                                (after_predictions, options))
     before = parent.metrics.get(metric)
-    gate = ws.update_gate(metric, None if before is None else float(before), float(after or 0.0), held_before, held_after,
-                          recipe.update.max_forgetting)
+    gate = ws.update_gate(metric, None if before is None else float(before), float(after or 0.0), held, recipe.update.max_forgetting)
     record = {"parent": str(parent.run_dir), "plan": plan.report, "gate": gate,
               "metrics": {"before": parent.metrics, "after": metrics}}
     ws.write_update_record(run_dir, record)

@@ -7,8 +7,10 @@ trained and validated on, as store records, in ``RUN/data/example_sets.json.gz``
 
 * **new**: the training examples (the recipe's data plus ``data.extra``) whose input the parent did
   not train on, or trained on with another label (a correction);
-* **held out**: a seeded share of the new examples (``update.holdout``), kept out of training to
-  check the update learned what is new; never a new label's last training example;
+* **held out**: a seeded share (``update.holdout``) of the new examples of the parent's labels, kept
+  out of training to check the update learned what is new; never an example of a new label (the
+  parent scores nothing on one, so it would tell the gate nothing and cost the label a training
+  example);
 * **replay**: a seeded sample of the parent's training examples (``update.replay`` per new training
   example, at least ``update.min_replay``), leaving out inputs the new data relabels;
 * **labels**: the parent's, in its order (its class ids keep their meaning), then the new ones.
@@ -26,7 +28,6 @@ from __future__ import annotations
 import gzip
 import json
 import random
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ from assistant_builder.labelling.records import dump_json
 
 EXAMPLE_SETS = Path("data") / "example_sets.json.gz"
 UPDATE_FILE = "update.json"
-#: fewest new examples for a held-out check (fewer: all of them train, and the report says so)
+#: fewest new examples of the parent's labels for a held-out check (fewer: all of them train, and the report says so)
 MIN_NEW_FOR_HOLDOUT = 10
 
 
@@ -173,16 +174,18 @@ def plan_update(task: Any, task_data: TaskData, parent: Parent, options: Any, se
     order = list(copies)
     rng.shuffle(order)
     held: set[int] = set()
-    if len(new) >= MIN_NEW_FOR_HOLDOUT and settings.holdout > 0:
-        quota = int(len(new) * settings.holdout)
-        left = Counter(c for example in new for c in _classes(task, example))
-        for key in order:
+    # only inputs of the parent's labels can be held out: the parent scores nothing on a new label, so a
+    # held-out example of one tells the gate nothing, and would cost the new label a training example
+    known = set(parent.labels)
+    eligible = [key for key in order if all(set(_classes(task, new[i])) <= known for i in copies[key])]
+    eligible_count = sum(len(copies[key]) for key in eligible)
+    if eligible_count >= MIN_NEW_FOR_HOLDOUT and settings.holdout > 0:
+        quota = int(eligible_count * settings.holdout)
+        for key in eligible:  # the parent's labels keep their replayed examples: any of their new ones may be held out
             if len(held) >= quota:
                 break
-            taken = Counter(c for index in copies[key] for c in _classes(task, new[index]))
-            if len(held) + len(copies[key]) <= quota and all(left[c] > count for c, count in taken.items()):
+            if len(held) + len(copies[key]) <= quota:
                 held.update(copies[key])
-                left.subtract(taken)
     new_train = [e for i, e in enumerate(new) if i not in held]
     held_out = [e for i, e in enumerate(new) if i in held]
     candidates = [r for r in parent.train if (dump_json(r.payload) or "") not in seen]
@@ -231,21 +234,72 @@ def check_can_extend(task: Any, parent: Parent, new_labels: Sequence[str], sourc
                                                "trained model (it has no Task.warm_start_model); train a full run instead")])
 
 
-def update_gate(metric: str, before: float | None, after: float, held_before: float | None, held_after: float | None,
-                max_forgetting: float) -> dict[str, Any]:
+#: the held-out check refuses an update only when it is worse than its parent beyond chance: a one-sided
+#: sign test over the held-out examples on which the two differ, at this significance level
+HELD_OUT_SIGNIFICANCE = 0.05
+
+
+@dataclass(frozen=True)
+class PairedScores:
+    """The parent and the update on the same held-out examples: their metric, and on how many examples
+    the update scores lower (``losses``) or higher (``wins``) than the parent."""
+
+    before: float | None
+    after: float | None
+    wins: int = 0
+    losses: int = 0
+
+    @property
+    def p_value(self) -> float:
+        """P(at least ``losses`` losses of ``wins + losses`` | neither model better): the sign test, one-sided."""
+        from scipy.stats import binomtest
+
+        n = self.wins + self.losses
+        return 1.0 if n == 0 or self.losses == 0 else float(binomtest(self.losses, n, 0.5, alternative="greater").pvalue)
+
+
+def update_gate(metric: str, before: float | None, after: float, held: PairedScores | None, max_forgetting: float) -> dict[str, Any]:
     """The verdict on an update: ``forgetting`` (parent's validation metric before minus after) must
-    be at most ``max_forgetting``; on the held-out new examples the update must score at least the parent's."""
+    be at most ``max_forgetting``; on the held-out new examples the update must do at least as well as
+    the parent: it is refused when it scores lower *and* loses to the parent on significantly more of
+    them than it wins (``PairedScores.p_value`` below ``HELD_OUT_SIGNIFICANCE``), so that one answer in
+    a small held-out set does not refuse a good model."""
     reasons = []
     forgetting = None if before is None else round(before - after, 6)
     if forgetting is not None and forgetting > max_forgetting + 1e-9:
         reasons.append(f"it forgot: {metric} on the parent's validation set fell from {before:.4f} to {after:.4f} "
                        f"({forgetting * 100:.2f} points; update.max_forgetting allows {max_forgetting * 100:.2f})")
-    if held_after is not None and held_before is not None and held_after + 1e-9 < held_before:
-        reasons.append(f"it did not learn what is new: {metric} on the held-out new examples is {held_after:.4f}, "
-                       f"the parent's {held_before:.4f}")
+    held_out: dict[str, Any] = {"before": None, "after": None}
+    if held is not None:
+        p_value = held.p_value
+        held_out = {"before": held.before, "after": held.after, "wins": held.wins, "losses": held.losses, "p_value": round(p_value, 4)}
+        worse = held.after is not None and held.before is not None and held.after + 1e-9 < held.before
+        if worse and p_value < HELD_OUT_SIGNIFICANCE:
+            reasons.append(f"it did not learn what is new: {metric} on the held-out new examples is {held.after:.4f}, the parent's "
+                           f"{held.before:.4f} (worse on {held.losses}, better on {held.wins}: p = {p_value:.3f} by a sign test)")
     return {"metric": metric, "parent_validation": {"before": before, "after": after, "forgetting": forgetting},
-            "held_out_new": {"before": held_before, "after": held_after}, "max_forgetting": max_forgetting,
-            "passed": not reasons, "reasons": reasons}
+            "held_out_new": held_out, "max_forgetting": max_forgetting, "passed": not reasons, "reasons": reasons}
+
+
+def paired_scores(task: Any, examples: Sequence[Any], labels: Sequence[str], metric: str,
+                  parent: tuple[list[dict[str, Any]], Any], update: tuple[list[dict[str, Any]], Any]) -> PairedScores:
+    """The parent's and the update's ``metric`` on ``examples`` from their predictions (each with the task
+    options it decides with), and per example which scores higher (the metric of the example alone)."""
+    from assistant_builder.contracts import evaluate_with_options
+
+    def score(predictions: Sequence[dict[str, Any]], chosen: Sequence[Any], options: Any) -> float | None:
+        value = evaluate_with_options(task, list(predictions), list(chosen), list(labels), options).metrics.get(metric)
+        return None if value is None else float(value)
+
+    (before_predictions, before_options), (after_predictions, after_options) = parent, update
+    wins = losses = 0
+    for example, old, new in zip(examples, before_predictions, after_predictions):
+        old_score, new_score = score([old], [example], before_options), score([new], [example], after_options)
+        if old_score is None or new_score is None or abs(old_score - new_score) < 1e-12:
+            continue
+        wins, losses = wins + (new_score > old_score), losses + (new_score < old_score)
+    return PairedScores(score(before_predictions, examples, before_options), score(after_predictions, examples, after_options),
+                        wins, losses)
 
 
 def evaluate_examples(task: Any, examples: Sequence[Any], labels: Sequence[str], options: Any, metric: str,

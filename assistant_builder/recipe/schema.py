@@ -128,8 +128,8 @@ class UpdateSection(Section):
     replay: float = Field(4.0, ge=0.0, description="parent training examples replayed per new training example (a seeded "
                           "sample, so the model rehearses what it knew and does not forget it)")
     min_replay: int = Field(256, ge=0, description="replay at least this many parent examples (all of them when it has fewer)")
-    holdout: float = Field(0.2, ge=0.0, lt=1.0, description="share of the new examples held out of training to check the update "
-                           "learned them (only when there are at least 10 new examples; never a new label's last example)")
+    holdout: float = Field(0.2, ge=0.0, lt=1.0, description="share of the new examples of the parent's labels held out of training to "
+                           "check the update learned them (only when there are at least 10; never an example of a new label)")
     max_forgetting: float = Field(0.01, ge=0.0, le=1.0, description="the update is refused when it loses more than this on the "
                                   "parent's validation set (train.metric, as a fraction: 0.01 = one point)")
 

@@ -33,7 +33,12 @@ def parent(tmp_path_factory, tiny_model_dir):
     root = tmp_path_factory.mktemp("warm")
     write_intent_data(root, per_label=24, seed=5)
     train, valid = _rows(root / "train.jsonl"), _rows(root / "valid.jsonl")
-    _write(root / "train_all.jsonl", train)
+    more = root / "more"
+    more.mkdir()
+    write_intent_data(more, per_label=24, seed=11)  # further alarm / weather requests the parent has not seen
+    seen = {r["text"] for r in train + valid}
+    extra = [r for r in _rows(more / "train.jsonl") if r["intent"] != "music" and r["text"] not in seen]
+    _write(root / "train_all.jsonl", train + extra)
     _write(root / "valid_all.jsonl", valid)
     _write(root / "train.jsonl", [r for r in train if r["intent"] != "music"])
     _write(root / "valid.jsonl", [r for r in valid if r["intent"] != "music"])
@@ -53,7 +58,7 @@ def parent(tmp_path_factory, tiny_model_dir):
 
     assert cli_main.main(["run", str(recipe("parent.toml", "train.jsonl", "valid.jsonl")), "-q"]) == 0
     (run,) = (root / "runs").iterdir()
-    return {"root": root, "run": run, "recipe": recipe}
+    return {"root": root, "run": run, "recipe": recipe, "extra": extra}
 
 
 def _new_run(root: Path, before: set[Path]) -> Path:
@@ -72,9 +77,11 @@ def test_an_update_learns_a_new_label_from_the_parent_and_records_what_it_did(pa
     summary = json.loads((run / "summary.json").read_text())
     update = summary["update"]
     assert update["kept"] and update["parent"] == str(parent_run) and update["new_labels"] == ["music"]
-    held = update["held_out"]
-    assert update["new_examples"] == 24 and 1 <= held <= 4 and update["new_trained"] == 24 - held  # holdout 0.2 of 24, whole inputs
-    assert update["replayed"] == 2 * (24 - held) and update["training_examples"] == 3 * (24 - held)  # replay 2.0 per new training example
+    held, new = update["held_out"], 24 + len(parent["extra"])
+    # holdout 0.2 of the new alarm / weather examples (whole inputs), never a music one: the parent knows no music
+    assert update["new_examples"] == new and 1 <= held <= len(parent["extra"]) // 5 and update["new_trained"] == new - held
+    assert update["replayed"] == min(48, 2 * (new - held))  # replay 2.0 per new training example, at most all the parent's
+    assert update["training_examples"] == new - held + update["replayed"]
     config = json.loads((run / "model" / "config.json").read_text())
     assert [config["id2label"][str(i)] for i in range(3)] == ["alarm", "weather", "music"]  # the parent's class ids kept
     assert summary["metrics"]["accuracy"] >= 0.8, summary["metrics"]  # music is learned (a third of validation)
@@ -83,16 +90,17 @@ def test_an_update_learns_a_new_label_from_the_parent_and_records_what_it_did(pa
     # the parent cannot answer music; the held-out check ran on both models (the tiny model need not generalise to them)
     assert gate["passed"] and gate["held_out_new"]["before"] == 0.0 and gate["held_out_new"]["after"] is not None
     assert gate["parent_validation"]["before"] == json.loads((parent_run / "metrics.json").read_text())["metrics"]["accuracy"]
-    assert len(record["plan"]["new_inputs"]) == 24 - held and len(record["plan"]["held_out_inputs"]) == held
+    assert len(record["plan"]["new_inputs"]) == new - held and len(record["plan"]["held_out_inputs"]) == held
     trained = {r["text"] for r in record["plan"]["new_inputs"]}
     assert not trained & {r["text"] for r in record["plan"]["held_out_inputs"]}  # no held-out input trains, in any copy
+    assert {r["text"] for r in record["plan"]["held_out_inputs"]} <= {r["text"] for r in parent["extra"]}  # no music held out
     provenance = json.loads((run / "provenance.json").read_text())
     assert provenance["parent"]["run_dir"] == str(parent_run) and provenance["update"]["seed"] == 3
     assert (run / "exports" / "onnx" / "manifest.json").is_file()
     known = json.loads(gzip.decompress((run / "data" / "example_sets.json.gz").read_bytes()))
-    assert known["labels"] == ["alarm", "weather", "music"] and len(known["train"]) == 48 + 24 - held  # all it has learned, not only the replay
+    assert known["labels"] == ["alarm", "weather", "music"] and len(known["train"]) == 48 + new - held  # all it has learned, not only the replay
 
-    # the next update from this one finds only the 4 held-out examples new
+    # the next update from this one finds only the held-out examples new
     again = set((root / "runs").iterdir())
     assert cli_main.main(["run", str(update_recipe), "--from", str(run), "-q"]) == 0
     second = json.loads((_new_run(root, again) / "summary.json").read_text())["update"]
