@@ -123,7 +123,7 @@ class TrainSection(Section):
 class UpdateSection(Section):
     """``builder run RECIPE --from RUN``: a warm-start update of an earlier run (docs/updates.md)."""
 
-    epochs: int = Field(2, ge=1, le=100, description="passes over the update's examples (what is new plus the replayed sample); "
+    epochs: int = Field(4, ge=1, le=100, description="passes over the update's examples (what is new plus the replayed sample); "
                         "train.epochs and train.min_steps apply to full runs only")
     replay: float = Field(4.0, ge=0.0, description="parent training examples replayed per new training example (a seeded "
                           "sample, so the model rehearses what it knew and does not forget it)")

@@ -87,8 +87,10 @@ def test_an_update_learns_a_new_label_from_the_parent_and_records_what_it_did(pa
     assert summary["metrics"]["accuracy"] >= 0.8, summary["metrics"]  # music is learned (a third of validation)
     record = json.loads((run / "update.json").read_text())
     gate = record["gate"]
-    # the parent cannot answer music; the held-out check ran on both models (the tiny model need not generalise to them)
-    assert gate["passed"] and gate["held_out_new"]["before"] == 0.0 and gate["held_out_new"]["after"] is not None
+    # the held-out check ran on both models, over the held-out alarm / weather requests
+    held_out = gate["held_out_new"]
+    assert gate["passed"] and held_out["before"] is not None and held_out["after"] is not None
+    assert held_out["wins"] + held_out["losses"] <= held and 0.0 <= held_out["p_value"] <= 1.0
     assert gate["parent_validation"]["before"] == json.loads((parent_run / "metrics.json").read_text())["metrics"]["accuracy"]
     assert len(record["plan"]["new_inputs"]) == new - held and len(record["plan"]["held_out_inputs"]) == held
     trained = {r["text"] for r in record["plan"]["new_inputs"]}
