@@ -1,12 +1,12 @@
 """Serving latency while ``builder serve --learn`` trains an update (issue 28), against no update.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/learn_latency.py --clients 16 --feedback 200
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/learn_latency.py --clients 16 --feedback 200 --priorities idle low
 
 In a temporary folder, from ``../shared/data/clinc150``: a parent run on ``--per-intent`` examples
 of every intent (default 20; all 150 in-scope intents + ``oos``), validated on ``--valid-per-intent``
 rows of each (default 5), whose recipe lists an (empty) labelling store in ``data.extra``; then one
 server, ``builder serve PARENT --feedback RECIPE --learn --learn-after N --learn-check 1
---learn-threads T`` on a free loopback port, and ``--clients`` asyncio + httpx clients POSTing
+--learn-threads T --learn-priority P`` on a free loopback port, and ``--clients`` asyncio + httpx clients POSTing
 ``/predict`` (one never-repeated text each) the whole time, through three phases:
 
 1. **before**: ``--window`` seconds of load, no update;
@@ -19,7 +19,11 @@ server, ``builder serve PARENT --feedback RECIPE --learn --learn-after N --learn
 Requests are assigned to a phase by their start time (the feedback requests are not counted).
 Reported per phase: requests/s, p50 / p99 latency (ms), errors; and the update (seconds, result).
 Aim (issue 28): p99 during an update within 20% of the p99 without one. The clients share the 2
-cores with the server and the update (nice +10, pinned to the last ``--learn-threads`` cores).
+cores with the server and the update (pinned to the last ``--learn-threads`` cores).
+
+``--priorities`` lists the ``--learn-priority`` values to compare (default: ``idle low``): one server
+per value, in that order, from the same parent, each with a fresh (empty) store and no earlier
+update, so each gets its own before / during / after.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import importlib.util
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -154,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--window", type=float, default=30.0, help="seconds of load before and after the update")
     parser.add_argument("--learn-threads", type=int, default=1)
+    parser.add_argument("--priorities", nargs="+", choices=("idle", "low"), default=["idle", "low"])
     parser.add_argument("--timeout", type=float, default=900.0, help="longest wait for the update")
     parser.add_argument("--out", default=str(RESULTS / "learn_latency.json"))
     args = parser.parse_args(argv)
@@ -179,25 +185,38 @@ def main(argv: list[str] | None = None) -> int:
                        stdout=subprocess.DEVNULL)
         [parent] = sorted((work / "runs").iterdir())
         parent_seconds = round(time.perf_counter() - started, 1)
-        port = load_serve.free_port()
-        base = f"http://{load_serve.HOST}:{port}"
-        extra = ["--feedback", str(work / "bench.toml"), "--capture", "none", "--learn", "--learn-after", str(args.feedback),
-                 "--learn-check", "1", "--learn-threads", str(args.learn_threads)]
-        with open(work / "server.log", "ab") as log:
-            process = feedback_serve.start_server(parent, port, extra, log)
-            try:
-                feedback_serve.wait_ready(process, base)
-                result = asyncio.run(drive(base, args, [r for r in rest if r["label"] != "oos"][:args.feedback]))
-            finally:
-                code = feedback_serve.stop_server(process)
-        learn_log = (work / "runs" / "learn.log").read_text(errors="replace")[-2000:] if (work / "runs" / "learn.log").exists() else ""
-    results = {"args": vars(args), "parent_examples": len(parent_rows), "parent_seconds": parent_seconds, **result,
-               "server_exit_code": code, **({"learn_log_tail": learn_log} if result["update"].get("result") != "swapped" else {})}
-    rows = ["| phase | seconds | requests/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|"]
-    for name, p in result["phases"].items():
-        rows.append(f"| {name} | {p['seconds']} | {p['requests_per_s']} | {p['p50_ms']:.1f} | {p['p99_ms']:.1f} | {p['errors']} |")
+        runs: list[dict[str, Any]] = []
+        for priority in args.priorities:
+            store = work / "bench.labels.sqlite"
+            store.unlink()
+            FeedbackStore(store).close()
+            for old in (work / "runs").iterdir():  # only the parent: each server starts from it alone
+                if old != parent:
+                    shutil.rmtree(old) if old.is_dir() else old.unlink()
+            port = load_serve.free_port()
+            base = f"http://{load_serve.HOST}:{port}"
+            extra = ["--feedback", str(work / "bench.toml"), "--capture", "none", "--learn", "--learn-after", str(args.feedback),
+                     "--learn-check", "1", "--learn-threads", str(args.learn_threads), "--learn-priority", priority]
+            with open(work / "server.log", "ab") as log:
+                process = feedback_serve.start_server(parent, port, extra, log)
+                try:
+                    feedback_serve.wait_ready(process, base)
+                    result = asyncio.run(drive(base, args, [r for r in rest if r["label"] != "oos"][:args.feedback]))
+                finally:
+                    code = feedback_serve.stop_server(process)
+            log_file = work / "runs" / "learn.log"
+            learn_log = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else ""
+            runs.append({"priority": priority, **result, "server_exit_code": code,
+                         **({"learn_log_tail": learn_log} if result["update"].get("result") != "swapped" else {})})
+    results = {"args": vars(args), "parent_examples": len(parent_rows), "parent_seconds": parent_seconds, "runs": runs}
+    rows = ["| priority | phase | seconds | requests/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|---|"]
+    for run in runs:
+        for name, p in run["phases"].items():
+            rows.append(f"| {run['priority']} | {name} | {p['seconds']} | {p['requests_per_s']} | {p['p50_ms']:.1f} | "
+                        f"{p['p99_ms']:.1f} | {p['errors']} |")
     print("\n".join(rows))
-    print(json.dumps(result["update"]))
+    for run in runs:
+        print(run["priority"], json.dumps(run["update"]))
     RESULTS.mkdir(exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     return 0

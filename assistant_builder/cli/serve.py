@@ -157,6 +157,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                        help="how often to count what waits (default 30)")
     learn.add_argument("--learn-threads", type=positive_int, default=1, metavar="N",
                        help="CPU threads of the update process (default 1, so serving keeps the other cores)")
+    learn.add_argument("--learn-priority", choices=("idle", "low"), default="idle",
+                       help="CPU priority of the update process: idle (default: it runs only on CPU time serving leaves "
+                            "free; Linux SCHED_IDLE, elsewhere nice +19) or low (nice +10: updates finish sooner under "
+                            "heavy traffic, at some cost to serving latency)")
     parser.set_defaults(handler=run)
     return parser
 
@@ -194,5 +198,5 @@ def run(args: argparse.Namespace) -> int:
         feedback_window=args.feedback_window, watch=args.watch, watch_interval=args.watch_interval,
         allow_label_change=args.allow_label_change, regression=args.regression, max_regression=args.max_regression,
         learn=args.learn, learn_after=args.learn_after, learn_wait=args.learn_wait, learn_check=args.learn_check,
-        learn_threads=args.learn_threads)
+        learn_threads=args.learn_threads, learn_priority=args.learn_priority)
     return serve(settings)

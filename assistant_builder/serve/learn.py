@@ -13,7 +13,8 @@ refused it) or a rollback, only once ``--learn-after`` more items have been labe
 ``--learn-wait`` has passed: the same data is not retrained in a loop.
 
 The update is ``builder run RECIPE --from SERVING_RUN`` (``docs/updates.md``) in a **separate
-process**, at a lower CPU priority (``nice`` +10), on the last ``--learn-threads`` cores (default 1;
+process**, at a lower CPU priority (``--learn-priority``: ``idle``, the default, runs it only on
+CPU time serving leaves free (Linux ``SCHED_IDLE``; elsewhere ``nice`` +19); ``low`` is ``nice`` +10), on the last ``--learn-threads`` cores (default 1;
 CPU affinity where the system has it) with its threads capped to match (``train.num_threads``,
 ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, the tokenizers' pool), so the server keeps answering; its output goes to ``RUNS/learn.log``. Its run directory lands in the recipe's
 ``output.runs_dir``. A finished update is reloaded through the gated reload (``serve/reload.py``,
@@ -110,6 +111,7 @@ class Learner:
         self.recipe = recipe
         self.store = store
         self.after, self.wait, self.interval, self.threads = s.learn_after, s.learn_wait, s.learn_check, s.learn_threads
+        self.priority = s.learn_priority
         self.runs_dir = runs_dir_of(recipe)
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
         self.running: dict[str, Any] | None = None
@@ -233,7 +235,7 @@ class Learner:
             start = log_path.stat().st_size
             self._process = await asyncio.create_subprocess_exec(
                 *self.command(parent), stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, env=self.environment(),
-                cwd=str(self.recipe.parent), preexec_fn=background(self.threads) if os.name == "posix" else None)
+                cwd=str(self.recipe.parent), preexec_fn=background(self.threads, self.priority) if os.name == "posix" else None)
             if self.running is not None:
                 self.running["pid"] = self._process.pid
             code = await self._process.wait()
@@ -258,18 +260,27 @@ class Learner:
         """``/info``'s ``learn``."""
         return {"recipe": str(self.recipe), "store": str(self.store), "runs_dir": str(self.runs_dir),
                 "after": self.after, "wait_seconds": self.wait, "check_seconds": self.interval, "threads": self.threads,
+                "priority": self.priority,
                 "waiting": self.waiting.describe() if self.waiting else None, "running": self.running,
                 "history": list(self.history)}
 
 
-def background(threads: int) -> Any:
+def background(threads: int, priority: str = "idle") -> Any:
     """What the update process does before it starts (in the child, before exec): a lower CPU priority
-    (``nice`` +10) and, where there are more cores than ``threads``, only the last ``threads`` of them
-    (CPU affinity: torch and ONNX Runtime size their thread pools by it), leaving the others to serving."""
+    (``priority`` ``idle``: the ``SCHED_IDLE`` policy where the system has it, so the update runs only
+    on CPU time nothing else wants, else ``nice`` +19; ``low``: ``nice`` +10) and, where there are more
+    cores than ``threads``, only the last ``threads`` of them (CPU affinity: torch and ONNX Runtime size
+    their thread pools by it), leaving the others to serving. Every thread the update starts inherits both."""
 
     def prepare() -> None:  # pragma: no cover - runs in the child
-        with contextlib.suppress(OSError):
-            os.nice(10)
+        idle = False
+        if priority == "idle":
+            with contextlib.suppress(AttributeError, OSError):
+                os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+                idle = True
+        if not idle:
+            with contextlib.suppress(OSError):
+                os.nice(19 if priority == "idle" else 10)
         with contextlib.suppress(AttributeError, OSError):
             cores = sorted(os.sched_getaffinity(0))
             if len(cores) > threads:

@@ -21,6 +21,8 @@ TOKEN_ENV = "ASSISTANT_BUILDER_TOKEN"
 
 #: values of ``--capture``
 CAPTURE_MODES = ("none", "uncertain", "all")
+#: ``--learn-priority``: how the update process yields the CPU to serving (``serve/learn.py``)
+LEARN_PRIORITIES = ("idle", "low")
 
 _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
 
@@ -104,8 +106,10 @@ class ServeSettings:
     learn_wait: float = 3600.0
     #: how often the learner counts what waits (seconds)
     learn_check: float = 30.0
-    #: CPU threads of the update process (it also runs at a lower priority)
+    #: CPU threads of the update process
     learn_threads: int = 1
+    #: the update process's CPU priority: ``idle`` (it runs only on CPU time serving leaves) or ``low`` (``nice`` +10)
+    learn_priority: str = "idle"
 
     def __post_init__(self) -> None:
         problems = [f"{name}: expected a positive integer, got {getattr(self, name)!r}"
@@ -132,6 +136,8 @@ class ServeSettings:
             problems.append(f"watch_interval: expected a positive number of seconds, got {self.watch_interval}")
         if self.learn_after < 1 or self.learn_threads < 1:
             problems.append(f"learn_after, learn_threads: expected positive integers, got {self.learn_after}, {self.learn_threads}")
+        if self.learn_priority not in LEARN_PRIORITIES:
+            problems.append(f"learn_priority: expected one of {', '.join(LEARN_PRIORITIES)}, got {self.learn_priority!r}")
         if self.learn_wait <= 0 or self.learn_check <= 0:
             problems.append(f"learn_wait, learn_check: expected positive numbers of seconds, got {self.learn_wait:g}, {self.learn_check:g}")
         if self.learn and not self.feedback:
