@@ -222,6 +222,10 @@ def run(loaded: LoadedRecipe, registry: Any, callbacks: Sequence[Callback] = (),
         if parent is not None:  # an update: its own epochs, no minimum step count
             train_section = recipe.train.model_copy(update={"epochs": recipe.update.epochs, "min_steps": 0})
         settings, notes = adjust_training(train_section, task, len(train_features), task_data.validation, process_rank()[1])
+        if parent is not None and recipe.update.learning_rate_scale != 1.0:
+            settings = ws.scaled_learning_rates(settings, trainer, recipe.update.learning_rate_scale)
+            notes = [*notes, f"update: learning rates x{recipe.update.learning_rate_scale:g} (update.learning_rate_scale): "
+                     f"{settings.learning_rate:g} encoder, {settings.head_learning_rate:g} head"]
         for note in notes:
             events.on_stage_start(StageStarted("train settings", note))
         if settings.epochs:

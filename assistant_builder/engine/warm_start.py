@@ -226,6 +226,14 @@ def warm_start_model(task: Any, parent: Parent, labels: Sequence[str], options: 
     return task.load_model(parent.model_dir).train()
 
 
+def scaled_learning_rates(settings: Any, trainer: Any, scale: float) -> Any:
+    """``settings`` (the resolved ``train`` section) with the encoder and head learning rates times
+    ``scale`` (``update.learning_rate_scale``); an unset encoder rate is the trainer's default."""
+    encoder = settings.learning_rate or float(getattr(trainer, "default_learning_rate", 1e-4))
+    head = settings.head_learning_rate or encoder
+    return settings.model_copy(update={"learning_rate": encoder * scale, "head_learning_rate": head * scale})
+
+
 def check_can_extend(task: Any, parent: Parent, new_labels: Sequence[str], source: str) -> None:
     """Refuse, before training, new labels for a task that cannot add rows to a trained model's head."""
     if new_labels and not isinstance(task, WarmStartTask):
