@@ -127,7 +127,7 @@ class UpdateSection(Section):
                         "train.epochs and train.min_steps apply to full runs only")
     replay: float = Field(4.0, ge=0.0, description="parent training examples replayed per new training example (a seeded "
                           "sample, so the model rehearses what it knew and does not forget it)")
-    learning_rate_scale: float = Field(1.0, gt=0.0, le=1.0, description="the update's peak learning rates (encoder and "
+    learning_rate_scale: float = Field(0.25, gt=0.0, le=1.0, description="the update's peak learning rates (encoder and "
                                        "head) are the full run's times this (a warm start needs smaller steps than "
                                        "a fresh head; measured on CLINC150, see docs/updates.md)")
     min_replay: int = Field(256, ge=0, description="replay at least this many parent examples (all of them when it has fewer)")

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 from assistant_builder.errors import ModelError
 
-__all__ = ["POOLING_MODES", "quiet_transformers", "pooler_kwargs", "encoder_config", "input_token_limit",
+__all__ = ["POOLING_MODES", "extend_head", "quiet_transformers", "pooler_kwargs", "encoder_config", "input_token_limit",
            "check_encoder_folder", "load_encoder", "encoder_prefix", "embedding_size", "encoder_states", "pool",
            "init_head_weights", "masked_cross_entropy"]
 
@@ -227,6 +227,27 @@ def init_head_weights(*layers: nn.Linear, std: float = 0.02) -> None:
         nn.init.normal_(layer.weight, std=std)
         if layer.bias is not None:
             nn.init.zeros_(layer.bias)
+
+
+def extend_head(old: nn.Linear, new: nn.Linear, sums: torch.Tensor, counts: torch.Tensor) -> None:
+    """Fill ``new`` (a head over the ``old`` head's classes followed by new ones) in place, under
+    ``torch.no_grad()``: the old rows as they were; each new class with examples points from the mean
+    of all the examples' features towards the mean of its own (a class prototype), at the old rows'
+    mean length, with the old rows' mean bias. ``sums[c]`` / ``counts[c]``: the summed feature vectors
+    of class ``c``'s examples and how many (float tensors, ``[classes, features]`` / ``[classes]``). A new
+    class without examples keeps ``new``'s own initialisation."""
+    count = old.out_features
+    with torch.no_grad():
+        new.weight[:count] = old.weight
+        new.bias[:count] = old.bias
+        centre = sums.sum(0) / counts.sum().clamp(min=1.0)
+        length = old.weight.norm(dim=1).mean()
+        for index in range(count, new.out_features):
+            if counts[index] == 0:
+                continue
+            direction = sums[index] / counts[index] - centre
+            new.weight[index] = direction / direction.norm().clamp(min=1e-6) * length
+            new.bias[index] = old.bias.mean()
 
 
 def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:

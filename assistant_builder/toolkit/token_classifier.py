@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from assistant_builder.toolkit.encoder import embedding_size, encoder_states, init_head_weights, load_encoder, masked_cross_entropy
+from assistant_builder.toolkit.encoder import embedding_size, encoder_states, extend_head, init_head_weights, load_encoder, masked_cross_entropy
 from assistant_builder.toolkit.hf_folder import (
     bundle_files, load_head_weights, load_legacy_head, load_model_folder, read_legacy_head_config, save_model_folder, set_labels,
     task_config, tokenizer_files,
@@ -148,14 +148,11 @@ def warm_start_token_classifier(directory: Path, parent_labels: Sequence[str], l
     if parent.shape_embedding is not None and model.shape_embedding is not None:
         model.shape_embedding.load_state_dict(parent.shape_embedding.state_dict())
     model.tokenizer_files = parent.tokenizer_files
-    old, new, count = parent.classifier, model.classifier, len(parent_labels)
-    with torch.no_grad():
-        new.weight[:count] = old.weight
-        new.bias[:count] = old.bias
-        if len(labels) > count:
-            sums = torch.zeros(len(labels), new.in_features)
-            counts = torch.zeros(len(labels))
-            model.eval()
+    sums = torch.zeros(len(labels), model.classifier.in_features)
+    counts = torch.zeros(len(labels))
+    if len(labels) > len(parent_labels):
+        model.eval()
+        with torch.no_grad():
             for batch in token_batches:
                 targets = batch["labels"]
                 added = model.shape_embedding(batch["shape_ids"]) if model.shape_embedding is not None and "shape_ids" in batch else None
@@ -163,12 +160,5 @@ def warm_start_token_classifier(directory: Path, parent_labels: Sequence[str], l
                 keep = targets >= 0
                 sums.index_add_(0, targets[keep], hidden[keep].float())
                 counts.index_add_(0, targets[keep], torch.ones(int(keep.sum())))
-            centre = sums.sum(0) / counts.sum().clamp(min=1.0)
-            length = old.weight.norm(dim=1).mean()
-            for index in range(count, len(labels)):
-                if counts[index] == 0:
-                    continue
-                direction = sums[index] / counts[index] - centre
-                new.weight[index] = direction / direction.norm().clamp(min=1e-6) * length
-                new.bias[index] = old.bias.mean()
+    extend_head(parent.classifier, model.classifier, sums, counts)
     return model.train()

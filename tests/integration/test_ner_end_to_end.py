@@ -181,7 +181,7 @@ def test_ner_update_learns_a_new_entity_type_from_the_parent(tmp_path, write_rec
             tmp_path, task={"type": "ner", "options": {"stride": 8}}, data={"train": train, "validation": valid},
             train={"epochs": 4, "batch_size": 8, "learning_rate": 3e-3, "head_learning_rate": 3e-3, "warmup_ratio": 0.0,
                    "early_stopping_patience": 0, "seed": 7, "min_steps": 0},
-            update={"epochs": 4, "replay": 1.0, "min_replay": 32, "max_forgetting": 0.2},
+            update={"epochs": 4, "replay": 1.0, "min_replay": 32, "max_forgetting": 0.2, "learning_rate_scale": 1.0},  # tiny model: full rate
             export={"formats": ["onnx"], "max_metric_drop": 0.2, "min_agreement": 0.5}, output={"runs_dir": "runs"})
         return path.rename(tmp_path / name)
 

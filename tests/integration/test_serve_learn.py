@@ -27,7 +27,8 @@ def _write_recipe(recipe: Path, tiny_model_dir: Path) -> None:
         "data": {"train": "train.jsonl", "validation": "valid.jsonl", "extra": ["learn.labels.sqlite"]},
         "train": {"epochs": 6, "batch_size": 8, "learning_rate": 3e-3, "head_learning_rate": 3e-3, "warmup_ratio": 0.0,
                   "early_stopping_patience": 0, "seed": 7, "freeze_word_embeddings": False, "min_steps": 0},
-        "update": {"epochs": 4, "min_replay": 16, "replay": 2.0, "max_forgetting": 0.25},
+        # learning_rate_scale 1: the tiny model needs the full rate to learn the corrections in 4 epochs
+        "update": {"epochs": 4, "min_replay": 16, "replay": 2.0, "max_forgetting": 0.25, "learning_rate_scale": 1.0},
         "export": {"formats": ["onnx"], "max_metric_drop": 0.1, "min_agreement": 0.9},
         "output": {"runs_dir": "runs"},
     }))

@@ -51,7 +51,8 @@ def parent(tmp_path_factory, tiny_model_dir):
             "data": {"train": train_file, "validation": valid_file},
             "train": {"epochs": 4, "batch_size": 8, "learning_rate": 2e-3, "head_learning_rate": 5e-3, "min_steps": 0,
                       "freeze_word_embeddings": False, "early_stopping_patience": 0, "seed": 3, **train_options},
-            "update": {"epochs": 3, "min_replay": 8, "replay": 2.0, "max_forgetting": 0.13},  # 2 of 16 examples
+            # max_forgetting: 2 of 16 examples; learning_rate_scale 1: the tiny model needs the full rate to learn in 3 epochs
+            "update": {"epochs": 3, "min_replay": 8, "replay": 2.0, "max_forgetting": 0.13, "learning_rate_scale": 1.0},
             "export": {"formats": ["onnx"]}, "output": {"runs_dir": "runs"},
         }))
         return path
@@ -114,10 +115,14 @@ def test_an_update_that_forgets_is_refused_and_not_exported(parent, capsys):
     # a learning rate that wrecks the weights: the parent's validation accuracy falls far below the tolerance
     recipe = parent["recipe"]("forget.toml", "train_all.jsonl", "valid_all.jsonl", learning_rate=0.5, head_learning_rate=0.5)
     before = set((root / "runs").iterdir())
-    code = cli_main.main(["run", str(recipe), "--from", str(parent["run"]), "-q", "update.max_forgetting=0.0"])
+    code = cli_main.main(["run", str(recipe), "--from", str(parent["run"]), "-q", "update.max_forgetting=0.0",
+                          "update.learning_rate_scale=0.5"])
     err = capsys.readouterr().err
     run = _new_run(root, before)
     assert code == 3 and "update refused" in err and "it forgot" in err, err
+    steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rates = [e["learning_rate"] for e in steps if e["event"] == "step"]
+    assert rates and max(rates) <= 0.25 + 1e-9  # the update trains at learning_rate_scale x the recipe's rates
     assert not (run / "exports").exists()
     gate = json.loads((run / "update.json").read_text())["gate"]
     assert not gate["passed"] and gate["parent_validation"]["forgetting"] > 0

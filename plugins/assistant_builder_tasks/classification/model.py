@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from assistant_builder.toolkit.encoder import encoder_prefix, encoder_states, init_head_weights, load_encoder, pool
+from assistant_builder.toolkit.encoder import encoder_prefix, encoder_states, extend_head, init_head_weights, load_encoder, pool
 from assistant_builder.toolkit.hf_folder import (
     bundle_files, hf_config, load_head_weights, load_legacy_head, load_model_folder, read_legacy_head_config, save_model_folder,
     set_labels, tokenizer_files,
@@ -138,25 +138,15 @@ def warm_start_classifier(directory: Path, parent_labels: list[str], labels: lis
     parent = load_classifier(directory)
     model = SequenceClassifier(parent.encoder, len(labels), parent.pooling, dropout, class_weights, label_smoothing)
     model.tokenizer_files = parent.tokenizer_files
-    old, new, count = parent.classifier, model.classifier, len(parent_labels)
-    with torch.no_grad():
-        new.weight[:count] = old.weight
-        new.bias[:count] = old.bias
-        if len(labels) > count:
-            sums = torch.zeros(len(labels), new.in_features)
-            counts = torch.zeros(len(labels))
-            model.eval()
+    sums = torch.zeros(len(labels), model.classifier.in_features)
+    counts = torch.zeros(len(labels))
+    if len(labels) > len(parent_labels):
+        model.eval()
+        with torch.no_grad():
             for batch, label_ids in new_label_batches:
                 hidden = encoder_states(model.encoder, batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
                 pooled = model.pool(hidden, batch["attention_mask"]).float()
                 sums.index_add_(0, label_ids, pooled)
                 counts.index_add_(0, label_ids, torch.ones(len(label_ids)))
-            centre = sums.sum(0) / counts.sum().clamp(min=1.0)
-            length = old.weight.norm(dim=1).mean()
-            for index in range(count, len(labels)):
-                if counts[index] == 0:
-                    continue
-                direction = sums[index] / counts[index] - centre
-                new.weight[index] = direction / direction.norm().clamp(min=1e-6) * length
-                new.bias[index] = old.bias.mean()
+    extend_head(parent.classifier, model.classifier, sums, counts)
     return model.train()

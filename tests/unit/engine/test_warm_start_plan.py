@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from assistant_builder.contracts import StoreRecord, TaskData
-from assistant_builder.engine.warm_start import PairedScores, Parent, paired_scores, plan_update, update_gate
-from assistant_builder.recipe.schema import UpdateSection
+from assistant_builder.engine.warm_start import PairedScores, Parent, paired_scores, plan_update, scaled_learning_rates, update_gate
+from assistant_builder.recipe.schema import TrainSection, UpdateSection
 from assistant_builder.registry import build_registry
 
 
@@ -82,3 +82,15 @@ def test_paired_scores_count_the_examples_each_model_gets_right_and_the_other_wr
     predict = lambda labels: [{"label": label, "score": 0.9, "top": [{"label": label, "score": 0.9}]} for label in labels]  # noqa: E731
     scores = paired_scores(task, examples, ["a", "b"], "accuracy", (predict(["a", "b", "b", "a"]), options), (predict(["a", "a", "a", "b"]), options))
     assert (scores.before, scores.after, scores.wins, scores.losses) == (0.5, 0.75, 2, 1)
+
+
+class _Trainer:
+    default_learning_rate = 1e-4
+
+
+def test_scaled_learning_rates_scale_the_encoder_and_head_rates_and_resolve_an_unset_encoder_rate():
+    scaled = scaled_learning_rates(TrainSection(head_learning_rate=1e-3), _Trainer(), 0.25)
+    assert scaled.learning_rate == pytest.approx(2.5e-5) and scaled.head_learning_rate == pytest.approx(2.5e-4)
+    explicit = scaled_learning_rates(TrainSection(learning_rate=4e-4, head_learning_rate=2e-3), _Trainer(), 0.5)
+    assert explicit.learning_rate == pytest.approx(2e-4) and explicit.head_learning_rate == pytest.approx(1e-3)
+    assert explicit.epochs == TrainSection().epochs  # nothing else changes
