@@ -23,6 +23,7 @@ from assistant_builder.contracts import ComponentOptions, Outputs, Task
 from assistant_builder.errors import ConfigError, ConfigIssue, DataError, ModelError
 from assistant_builder.inference import run_features
 from assistant_builder.runtime.bundle import Bundle, read_bundle
+from assistant_builder.runtime.inputs import parse_inputs
 from assistant_builder.runtime.sessions import cpu_count, open_session
 from assistant_builder.tokenization import prepare_tokenizer
 
@@ -154,14 +155,7 @@ class Predictor:
 
     def parse(self, inputs: Sequence[Any], sources: Sequence[str] | None = None) -> list[Any]:
         """``task.parse_input`` each raw input; errors name ``sources[i]`` (default ``input N``)."""
-        examples = []
-        for index, raw in enumerate(inputs):
-            try:
-                examples.append(self.task.parse_input(raw))
-            except DataError as exc:
-                where = sources[index] if sources is not None else f"input {index + 1}"
-                raise DataError(f"{where}: {exc.message}", hint=exc.hint) from exc
-        return examples
+        return parse_inputs(self.task, inputs, sources)
 
     def predict_examples(self, examples: Sequence[Any], batch_size: int = 32) -> list[dict[str, Any]]:
         """Predict parsed examples (from ``parse``); one prediction dict per example, in order."""

@@ -27,8 +27,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from assistant_builder.errors import DataError, ModelError
+from assistant_builder.errors import ModelError
 from assistant_builder.runtime.bundle import Bundle
+from assistant_builder.runtime.inputs import parse_inputs
 from assistant_builder.serve.engine import Job
 from assistant_builder.serve.settings import ServeError
 
@@ -97,14 +98,7 @@ class GenerationModel:
 
     def parse(self, inputs: Sequence[Any], sources: Sequence[str] | None = None) -> list[Any]:
         """``task.parse_input`` each raw input (a prompt, ``{"prompt"}`` or ``{"messages"}``); errors name ``sources[i]``."""
-        examples = []
-        for index, raw in enumerate(inputs):
-            try:
-                examples.append(self.task.parse_input(raw))
-            except DataError as exc:
-                where = sources[index] if sources is not None else f"input {index + 1}"
-                raise DataError(f"{where}: {exc.message}", hint=exc.hint) from exc
-        return examples
+        return parse_inputs(self.task, inputs, sources)
 
     def prompt_ids(self, raw: Any, where: str = "input") -> list[int]:
         """The formatted prompt's token ids (``DataError`` naming ``where`` when it is too long for the model)."""

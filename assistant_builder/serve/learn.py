@@ -38,6 +38,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from assistant_builder.jsonfile import read_json_object
 from assistant_builder.serve.reload import ReloadRefused
 from assistant_builder.serve.settings import ServeError
 from assistant_builder.unlearned import Unlearned, runs_dir_of, unlearned
@@ -183,7 +184,7 @@ class Learner:
         entry: dict[str, Any] = {"started": _stamp(started), "parent": str(parent), "reason": reason,
                                  "waiting": waiting.describe(), "exit_code": code}
         run = self._new_run(before, parent)
-        record = _read(run / "update.json") if run else {}
+        record = read_json_object(run / "update.json") if run else {}
         entry["run"] = str(run) if run else None
         plan = record.get("plan") or {}
         entry["learned"] = {k: plan[k] for k in ("new_examples", "corrected", "new_labels", "new_trained", "held_out", "replayed")
@@ -253,7 +254,7 @@ class Learner:
     def _new_run(self, before: set[Path], parent: Path) -> Path | None:
         """The run directory the update created (an update of ``parent`` that was not there before)."""
         found = [p for p in self._known_runs() - before
-                 if (_read(p / "update.json")).get("parent") and _same(Path(str(_read(p / "update.json")["parent"])), parent)]
+                 if (read_json_object(p / "update.json")).get("parent") and _same(Path(str(read_json_object(p / "update.json")["parent"])), parent)]
         return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
     def describe(self) -> dict[str, Any]:
@@ -293,9 +294,3 @@ def _stamp(at: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(at))
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant_builder.errors import DataError
+from assistant_builder.jsonfile import read_json_object
 
 __all__ = ["FALLBACK_TEMPLATE", "assistant_spans", "load_chat_template", "render_chat", "special_tokens"]
 
@@ -44,14 +45,6 @@ FALLBACK_TEMPLATE = (
 _TOKEN_NAMES = ("bos_token", "eos_token", "pad_token", "unk_token")
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def load_chat_template(model_dir: Path) -> str | None:
     """The model folder's chat template: ``chat_template.jinja``, else ``tokenizer_config.json``'s
     ``chat_template`` (a string, or the entry named ``default`` of a list of named templates); ``None``."""
@@ -59,7 +52,7 @@ def load_chat_template(model_dir: Path) -> str | None:
     jinja = model_dir / "chat_template.jinja"
     if jinja.is_file():
         return jinja.read_text(encoding="utf-8")
-    template = _read_json(model_dir / "tokenizer_config.json").get("chat_template")
+    template = read_json_object(model_dir / "tokenizer_config.json").get("chat_template")
     if isinstance(template, list):
         named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
         template = named.get("default")
@@ -72,7 +65,7 @@ def special_tokens(model_dir: Path) -> dict[str, str]:
     string or ``{"content": ...}``."""
     found: dict[str, str] = {}
     for name in ("special_tokens_map.json", "tokenizer_config.json"):  # the latter wins
-        config = _read_json(Path(model_dir) / name)
+        config = read_json_object(Path(model_dir) / name)
         for key in _TOKEN_NAMES:
             value = config.get(key)
             if isinstance(value, dict):

@@ -9,22 +9,14 @@ did). Imports transformers inside ``check_causal_lm`` only.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from assistant_builder.errors import ModelError
+from assistant_builder.jsonfile import read_json_object
 
 #: config keys that hold a causal LM's number of positions, by family
 POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def check_causal_lm(directory: Path, max_length: int) -> None:
@@ -61,7 +53,7 @@ def end_of_sequence_ids(directory: Path, eos_token: str | None, tokenizer: Any |
     """The ids that end an answer: ``generation_config.json``'s ``eos_token_id`` (an int or a list),
     then the id of the tokenizer's ``eos_token``; de-duplicated, in that order."""
     ids: list[int] = []
-    declared = _read_json(Path(directory) / "generation_config.json").get("eos_token_id")
+    declared = read_json_object(Path(directory) / "generation_config.json").get("eos_token_id")
     for value in declared if isinstance(declared, list) else [declared]:
         if isinstance(value, int) and value not in ids:
             ids.append(value)
